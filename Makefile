@@ -1,0 +1,59 @@
+# pusherd: `make run` starts a dev server, `make test` runs everything.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+JS_STAMP := tests/js/node_modules/.installed-stamp
+APT_UPDATED := /tmp/.pusherd-apt-updated
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint typecheck format system-deps js-deps bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	$(VENV)/bin/pusherd serve $(if $(CONFIG),--config $(CONFIG))
+
+# Debian packages the suite runs for real: redis-server, caddy, chromium.
+system-deps:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v caddy >/dev/null || missing="$$missing caddy"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  echo "installing:$$missing"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+js-deps: $(JS_STAMP)
+
+$(JS_STAMP): tests/js/package.json tests/js/package-lock.json
+	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $(JS_STAMP)
+
+lint: install
+	$(VENV)/bin/ruff check pusherd tests bench examples
+	$(VENV)/bin/ruff format --check pusherd tests bench examples
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff format pusherd tests bench examples
+	$(VENV)/bin/ruff check --fix pusherd tests bench examples
+
+test: install system-deps js-deps lint typecheck
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(PY) -m bench.compare
+
+clean:
+	rm -rf $(VENV) tests/js/node_modules .mypy_cache .pytest_cache .ruff_cache

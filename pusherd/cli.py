@@ -1,0 +1,201 @@
+"""The ``pusherd`` command: ``serve``, ``check-config`` and ``keygen``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, cast
+
+import uvicorn
+
+from pusherd import __version__
+from pusherd.config import Config, generate_credentials, load_config
+from pusherd.errors import ConfigError
+from pusherd.logs import setup_logging
+
+if TYPE_CHECKING:
+    from pusherd.server.node import Node
+
+__all__ = ["main"]
+
+logger = logging.getLogger("pusherd")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pusherd", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"pusherd {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the server")
+    serve.add_argument("--config", help="TOML config file (default: $PUSHERD_CONFIG or built-in)")
+    serve.add_argument("--host", help="listen address (overrides the config)")
+    serve.add_argument("--port", type=int, help="listen port (overrides the config)")
+    serve.add_argument("--debug", action="store_true", help="log every frame in and out")
+    serve.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--log-format", choices=["text", "json"], default=None)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes sharing the port (needs the redis driver)",
+    )
+    check = commands.add_parser("check-config", help="validate a config file")
+    check.add_argument("--config", required=True)
+    commands.add_parser("keygen", help="print a fresh app id, key and secret")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    if args.command == "keygen":
+        app_id, key, secret = generate_credentials()
+        print(f'id = "{app_id}"\nkey = "{key}"\nsecret = "{secret}"')
+        return 0
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"pusherd: {exc}", file=sys.stderr)
+        return 1
+    if args.command == "check-config":
+        print(f"{args.config}: ok ({len(config.apps)} app(s), driver {config.scaling.driver})")
+        return 0
+    server = config.server
+    if args.host:
+        server = replace(server, host=args.host)
+    if args.port is not None:
+        server = replace(server, port=args.port)
+    if args.workers is not None:
+        server = replace(server, workers=args.workers)
+    config = replace(
+        config,
+        server=server,
+        debug=config.debug or args.debug,
+        log_format=args.log_format or config.log_format,
+    )
+    level = args.log_level or ("debug" if config.debug else "info")
+    setup_logging(level, config.log_format)
+    if config.server.workers > 1:
+        if config.scaling.driver != "redis":
+            print('pusherd: --workers > 1 needs [scaling] driver = "redis"', file=sys.stderr)
+            return 1
+        return _serve_workers(config, args.config, level)
+    return _serve(config, level)
+
+
+def _banner(config: Config) -> None:
+    server = config.server
+    scheme = "https" if server.tls else "http"
+    ws = "wss" if server.tls else "ws"
+    base = f"{server.host}:{server.port}{server.path_prefix}"
+    lines = [
+        f"pusherd {__version__} listening on {scheme}://{base} "
+        f"(driver {config.scaling.driver}, node {config.scaling.node_id})"
+    ]
+    for app in config.apps:
+        lines.append(
+            f"  app id={app.id} key={app.key} secret={'*' * 8} -> {ws}://{base}/app/{app.key}"
+        )
+    if any(app.secret == "app-secret" for app in config.apps):
+        lines.append("  dev app secret is 'app-secret' (change it outside development)")
+    print("\n".join(lines), flush=True)
+
+
+def _uvicorn_config(config: Config, level: str) -> tuple[uvicorn.Config, Node]:
+    from pusherd.server.app import create_app, create_node
+
+    node = create_node(config)
+    app = create_app(config, node)
+    server = config.server
+    return uvicorn.Config(
+        app,
+        host=server.host,
+        port=server.port,
+        ws=cast(Any, node.ws_protocol),
+        lifespan="on",
+        log_config=None,
+        log_level=level,
+        access_log=level == "debug",
+        timeout_graceful_shutdown=max(1, round(server.shutdown_grace)),
+        ssl_certfile=server.tls.cert if server.tls else None,
+        ssl_keyfile=server.tls.key if server.tls else None,
+        server_header=False,
+        proxy_headers=True,
+    ), node
+
+
+def _serve(config: Config, level: str, sock: socket.socket | None = None) -> int:
+    uv_config, node = _uvicorn_config(config, level)
+    if sock is None:
+        _banner(config)
+    server = uvicorn.Server(uv_config)
+    _install_reload(config, node)
+    if sock is not None:
+        asyncio.run(server.serve(sockets=[sock]))
+    else:
+        server.run()
+    return 0
+
+
+def _install_reload(config: Config, node: Node) -> None:
+    """Reload apps from the config file on SIGHUP, keeping every socket."""
+    if config.source is None or not hasattr(signal, "SIGHUP"):
+        return
+
+    def reload(signum: int, frame: object) -> None:
+        try:
+            fresh = load_config(config.source)
+        except ConfigError as exc:
+            logger.error("reload failed, keeping the old apps: %s", exc)
+            return
+        from pusherd.apps.static import StaticAppRegistry
+
+        if isinstance(node.apps, StaticAppRegistry):
+            node.apps.replace(fresh.apps)
+        logger.info("reloaded %d app(s) from %s", len(fresh.apps), config.source)
+
+    signal.signal(signal.SIGHUP, reload)
+
+
+def _serve_workers(config: Config, path: str | None, level: str) -> int:
+    """Fork ``workers`` processes that share one SO_REUSEPORT socket."""
+    server = config.server
+    sock = socket.socket(socket.AF_INET6 if ":" in server.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((server.host, server.port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    _banner(config)
+    children = []
+    for index in range(server.workers):
+        pid = os.fork()
+        if pid == 0:
+            node_id = f"{config.scaling.node_id}-{index}"
+            worker = replace(config, scaling=replace(config.scaling, node_id=node_id))
+            try:
+                _serve(worker, level, sock)
+            finally:
+                os._exit(0)
+        children.append(pid)
+
+    def forward(signum: int, frame: object) -> None:
+        for pid in children:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                continue
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    status = 0
+    for pid in children:
+        _, code = os.waitpid(pid, 0)
+        status = status or os.waitstatus_to_exitcode(code)
+    return status

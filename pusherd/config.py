@@ -1,0 +1,500 @@
+"""Configuration: frozen dataclasses loaded from TOML plus ``PUSHERD_*``/``REVERB_*`` overrides.
+
+Every key and its default is documented in ``config.example.toml``. Errors raise
+``ConfigError`` with the file name and, where it can be found, the line number.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import tomllib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from pusherd.apps.base import WEBHOOK_EVENT_TYPES, App, WebhookTarget
+from pusherd.errors import ConfigError
+from pusherd.types import AppId, AppKey
+
+__all__ = [
+    "DEV_APP",
+    "Config",
+    "MetricsConfig",
+    "ScalingConfig",
+    "ServerConfig",
+    "TlsConfig",
+    "WebhookSettings",
+    "load_config",
+]
+
+DEV_APP = App(id=AppId("12345"), key=AppKey("app-key"), secret="app-secret")
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    cert: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    path_prefix: str = ""
+    activity_timeout: int = 120
+    # Seconds a pinged socket has to answer before it is closed with 4201.
+    pong_timeout: int = 30
+    max_connections: int = 0
+    max_message_size_kb: int = 100
+    max_http_body_kb: int = 1024
+    # Outstanding (unsent) bytes per socket before a slow consumer is cut off (4100).
+    max_write_buffer_kb: int = 1024
+    shutdown_grace: float = 10.0
+    timestamp_window: int = 600
+    tls: TlsConfig | None = None
+    workers: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingConfig:
+    driver: str = "memory"
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    node_id: str = ""
+    heartbeat_interval: float = 5.0
+    node_timeout: float = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    delay: float = 3.0
+    retry_for: float = 300.0
+    timeout: float = 10.0
+    batch_window_ms: int = 50
+    max_batch_size: int = 50
+    max_queue: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    enabled: bool = True
+    port: int = 0
+    prefix: str = "pusherd_"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig = ServerConfig()
+    scaling: ScalingConfig = ScalingConfig()
+    webhooks: WebhookSettings = WebhookSettings()
+    metrics: MetricsConfig = MetricsConfig()
+    apps: tuple[App, ...] = (DEV_APP,)
+    debug: bool = False
+    log_format: str = "text"
+    source: str | None = None
+
+
+_SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "server": {
+        "host": str,
+        "port": int,
+        "path_prefix": str,
+        "activity_timeout": int,
+        "pong_timeout": int,
+        "max_connections": int,
+        "max_message_size_kb": int,
+        "max_http_body_kb": int,
+        "max_write_buffer_kb": int,
+        "shutdown_grace": (int, float),
+        "timestamp_window": int,
+        "tls": dict,
+        "workers": int,
+    },
+    "scaling": {
+        "driver": str,
+        "redis_url": str,
+        "node_id": str,
+        "heartbeat_interval": (int, float),
+        "node_timeout": (int, float),
+    },
+    "webhooks": {
+        "delay": (int, float),
+        "retry_for": (int, float),
+        "timeout": (int, float),
+        "batch_window_ms": int,
+        "max_batch_size": int,
+        "max_queue": int,
+    },
+    "metrics": {"enabled": bool, "port": int, "prefix": str},
+}
+
+_APP_SCHEMA: dict[str, type | tuple[type, ...]] = {
+    "id": (str, int),
+    "key": str,
+    "secret": str,
+    "enabled": bool,
+    "enable_client_messages": bool,
+    "enable_user_authentication": bool,
+    "user_authentication_timeout": (int, float),
+    "max_connections": int,
+    "max_client_events_per_second": int,
+    "max_backend_events_per_second": int,
+    "max_event_payload_kb": int,
+    "max_presence_members": int,
+    "max_presence_member_size_kb": int,
+    "allowed_origins": list,
+    "subscription_count": bool,
+    "watchlist": bool,
+    "webhooks": list,
+}
+
+_WEBHOOK_SCHEMA: dict[str, type | tuple[type, ...]] = {
+    "url": str,
+    "event_types": list,
+    "filter": dict,
+    "headers": dict,
+    "batch": bool,
+}
+
+_TOP_KEYS = {"server", "scaling", "webhooks", "metrics", "apps", "debug", "log_format"}
+
+
+class _Locator:
+    """Find the line of a key in the TOML text, for error messages."""
+
+    def __init__(self, text: str, path: str) -> None:
+        self.lines = text.splitlines()
+        self.path = path
+
+    def line_of(self, table: str | None, key: str | None, index: int | None = None) -> int | None:
+        start = 0
+        if table is not None:
+            header = re.compile(
+                r"^\s*\[\[\s*" + re.escape(table) + r"\s*\]\]"
+                if index is not None
+                else r"^\s*\[\s*" + re.escape(table) + r"\s*\]"
+            )
+            seen = -1
+            found = None
+            for number, line in enumerate(self.lines):
+                if header.match(line):
+                    seen += 1
+                    if index is None or seen == index:
+                        found = number
+                        break
+            if found is None:
+                return None
+            start = found
+            if key is None:
+                return found + 1
+        if key is None:
+            return None
+        pattern = re.compile(r"^\s*\"?" + re.escape(key) + r"\"?\s*=")
+        for number in range(start, len(self.lines)):
+            if number > start and table is not None and self.lines[number].lstrip().startswith("["):
+                break
+            if pattern.match(self.lines[number]):
+                return number + 1
+        return None
+
+    def error(
+        self, message: str, table: str | None, key: str | None, index: int | None = None
+    ) -> ConfigError:
+        line = self.line_of(table, key, index)
+        where = f"{self.path}:{line}" if line else self.path
+        return ConfigError(f"{where}: {message}")
+
+
+def _check_types(
+    data: Mapping[str, Any],
+    schema: Mapping[str, type | tuple[type, ...]],
+    loc: _Locator,
+    table: str | None,
+    index: int | None = None,
+) -> None:
+    label = table if index is None else f"{table}[{index}]"
+    for key, value in data.items():
+        if key not in schema:
+            raise loc.error(f"unknown key {key!r} in [{label}]", table, key, index)
+        expected = schema[key]
+        kinds = expected if isinstance(expected, tuple) else (expected,)
+        # bool is an int subclass; refuse true/false where a number is expected.
+        if isinstance(value, bool) and bool not in kinds:
+            raise loc.error(f"{label}.{key} must be {_kind_name(kinds)}", table, key, index)
+        if not isinstance(value, kinds):
+            raise loc.error(f"{label}.{key} must be {_kind_name(kinds)}", table, key, index)
+
+
+def _kind_name(kinds: tuple[type, ...]) -> str:
+    names = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        list: "an array",
+        dict: "a table",
+    }
+    return " or ".join(names.get(kind, kind.__name__) for kind in kinds)
+
+
+def _positive(value: float, name: str, loc: _Locator, table: str, allow_zero: bool = True) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise loc.error(f"{table}.{name} must be {'>= 0' if allow_zero else '> 0'}", table, name)
+
+
+def _build_app(raw: Mapping[str, Any], index: int, loc: _Locator) -> App:
+    _check_types(raw, _APP_SCHEMA, loc, "apps", index)
+    for required in ("id", "key", "secret"):
+        if not raw.get(required):
+            raise loc.error(f"apps[{index}] needs a non-empty {required!r}", "apps", None, index)
+    webhooks = []
+    for hook_index, hook in enumerate(raw.get("webhooks", [])):
+        if not isinstance(hook, dict):
+            raise loc.error(
+                f"apps[{index}].webhooks[{hook_index}] must be a table",
+                "apps.webhooks",
+                None,
+                hook_index,
+            )
+        webhooks.append(_build_webhook(hook, hook_index, loc))
+    fields: dict[str, Any] = {k: v for k, v in raw.items() if k not in {"webhooks"}}
+    fields["id"] = AppId(str(raw["id"]))
+    fields["key"] = AppKey(raw["key"])
+    if "allowed_origins" in raw:
+        origins = raw["allowed_origins"]
+        if not all(isinstance(o, str) and o for o in origins):
+            raise loc.error(
+                "allowed_origins must be non-empty strings", "apps", "allowed_origins", index
+            )
+        fields["allowed_origins"] = tuple(origins)
+    for name in (
+        "max_connections",
+        "max_client_events_per_second",
+        "max_backend_events_per_second",
+        "max_event_payload_kb",
+        "max_presence_members",
+        "max_presence_member_size_kb",
+    ):
+        if raw.get(name, 0) < 0:
+            raise loc.error(f"apps[{index}].{name} must be >= 0", "apps", name, index)
+    return App(webhooks=tuple(webhooks), **fields)
+
+
+def _build_webhook(raw: Mapping[str, Any], index: int, loc: _Locator) -> WebhookTarget:
+    _check_types(raw, _WEBHOOK_SCHEMA, loc, "apps.webhooks", index)
+    url = raw.get("url")
+    if not url or not re.match(r"^https?://", url):
+        raise loc.error(
+            f"webhook url must start with http:// or https:// (got {url!r})",
+            "apps.webhooks",
+            "url",
+            index,
+        )
+    event_types = frozenset(raw.get("event_types", WEBHOOK_EVENT_TYPES))
+    unknown = event_types - WEBHOOK_EVENT_TYPES
+    if unknown:
+        raise loc.error(
+            f"unknown webhook event types: {', '.join(sorted(unknown))}",
+            "apps.webhooks",
+            "event_types",
+            index,
+        )
+    flt = raw.get("filter", {})
+    extra = set(flt) - {"channel_prefix", "channel_suffix"}
+    if extra:
+        raise loc.error(
+            f"unknown webhook filter keys: {', '.join(sorted(extra))}",
+            "apps.webhooks",
+            "filter",
+            index,
+        )
+    headers = raw.get("headers", {})
+    if not all(isinstance(v, str) for v in headers.values()):
+        raise loc.error("webhook header values must be strings", "apps.webhooks", "headers", index)
+    return WebhookTarget(
+        url=url,
+        event_types=event_types,
+        channel_prefix=flt.get("channel_prefix"),
+        channel_suffix=flt.get("channel_suffix"),
+        headers=tuple(sorted(headers.items())),
+        batch=bool(raw.get("batch", False)),
+    )
+
+
+def _parse(text: str, path: str) -> Config:
+    loc = _Locator(text, path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        where = f"{path}:{match.group(1)}" if match else path
+        raise ConfigError(f"{where}: invalid TOML: {exc}") from None
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise loc.error(f"unknown top-level key {key!r}", None, key)
+    sections: dict[str, dict[str, Any]] = {}
+    for name, schema in _SCHEMA.items():
+        raw = data.get(name, {})
+        if not isinstance(raw, dict):
+            raise loc.error(f"[{name}] must be a table", None, name)
+        _check_types(raw, schema, loc, name)
+        sections[name] = dict(raw)
+    server_raw = sections["server"]
+    tls = None
+    if "tls" in server_raw:
+        tls_raw = server_raw.pop("tls")
+        if set(tls_raw) != {"cert", "key"}:
+            raise loc.error("[server.tls] needs exactly 'cert' and 'key'", "server.tls", None)
+        tls = TlsConfig(cert=str(tls_raw["cert"]), key=str(tls_raw["key"]))
+    server = ServerConfig(tls=tls, **server_raw)
+    if not 0 <= server.port <= 65535:
+        raise loc.error("server.port must be between 0 and 65535", "server", "port")
+    if server.activity_timeout <= 0:
+        raise loc.error(
+            "server.activity_timeout must be > 0 (pusher-js requires it)",
+            "server",
+            "activity_timeout",
+        )
+    if server.path_prefix and (
+        not server.path_prefix.startswith("/") or server.path_prefix.endswith("/")
+    ):
+        raise loc.error(
+            "server.path_prefix must start with '/' and not end with '/'", "server", "path_prefix"
+        )
+    for name in ("max_message_size_kb", "max_http_body_kb", "max_write_buffer_kb", "workers"):
+        _positive(getattr(server, name), name, loc, "server", allow_zero=False)
+    scaling = ScalingConfig(**sections["scaling"])
+    if scaling.driver not in {"memory", "redis"}:
+        raise loc.error(
+            f"scaling.driver must be 'memory' or 'redis' (got {scaling.driver!r})",
+            "scaling",
+            "driver",
+        )
+    webhooks = WebhookSettings(**sections["webhooks"])
+    metrics = MetricsConfig(**sections["metrics"])
+    apps_raw = data.get("apps", None)
+    if apps_raw is None:
+        apps: tuple[App, ...] = (DEV_APP,)
+    else:
+        if not isinstance(apps_raw, list) or not apps_raw:
+            raise loc.error("[[apps]] must be a non-empty array of tables", None, "apps")
+        apps = tuple(_build_app(raw, index, loc) for index, raw in enumerate(apps_raw))
+    _check_unique(apps, loc)
+    debug = data.get("debug", False)
+    log_format = data.get("log_format", "text")
+    if not isinstance(debug, bool):
+        raise loc.error("debug must be true or false", None, "debug")
+    if log_format not in {"text", "json"}:
+        raise loc.error("log_format must be 'text' or 'json'", None, "log_format")
+    return Config(
+        server=server,
+        scaling=scaling,
+        webhooks=webhooks,
+        metrics=metrics,
+        apps=apps,
+        debug=debug,
+        log_format=log_format,
+        source=path,
+    )
+
+
+def _check_unique(apps: tuple[App, ...], loc: _Locator) -> None:
+    for attr in ("id", "key"):
+        seen: set[str] = set()
+        for index, app in enumerate(apps):
+            value = getattr(app, attr)
+            if value in seen:
+                raise loc.error(f"duplicate app {attr} {value!r}", "apps", attr, index)
+            seen.add(value)
+
+
+def _env_overrides(config: Config, environ: Mapping[str, str]) -> Config:
+    def pick(*names: str) -> str | None:
+        for name in names:
+            value = environ.get(name)
+            if value:
+                return value
+        return None
+
+    server = config.server
+    host = pick("PUSHERD_HOST", "REVERB_SERVER_HOST")
+    port = pick("PUSHERD_PORT", "REVERB_SERVER_PORT")
+    if host:
+        server = replace(server, host=host)
+    if port:
+        if not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ConfigError(
+                f"PUSHERD_PORT/REVERB_SERVER_PORT must be a port number, got {port!r}"
+            )
+        server = replace(server, port=int(port))
+    prefix = environ.get("PUSHERD_PATH_PREFIX")
+    if prefix is not None:
+        server = replace(server, path_prefix=prefix.rstrip("/"))
+    scaling = config.scaling
+    driver = environ.get("PUSHERD_DRIVER")
+    if driver:
+        if driver not in {"memory", "redis"}:
+            raise ConfigError(f"PUSHERD_DRIVER must be 'memory' or 'redis', got {driver!r}")
+        scaling = replace(scaling, driver=driver)
+    redis_url = environ.get("PUSHERD_REDIS_URL")
+    if redis_url:
+        scaling = replace(scaling, redis_url=redis_url)
+    node_id = environ.get("PUSHERD_NODE_ID")
+    if node_id:
+        scaling = replace(scaling, node_id=node_id)
+    apps = config.apps
+    app_id = pick("PUSHERD_APP_ID", "REVERB_APP_ID")
+    app_key = pick("PUSHERD_APP_KEY", "REVERB_APP_KEY")
+    app_secret = pick("PUSHERD_APP_SECRET", "REVERB_APP_SECRET")
+    if app_id or app_key or app_secret:
+        if not (app_id and app_key and app_secret):
+            raise ConfigError(
+                "set all of PUSHERD_APP_ID, PUSHERD_APP_KEY and PUSHERD_APP_SECRET "
+                "(or REVERB_APP_ID/_KEY/_SECRET), not only some"
+            )
+        base = apps[0] if len(apps) == 1 else DEV_APP
+        apps = (replace(base, id=AppId(app_id), key=AppKey(app_key), secret=app_secret),)
+    debug = config.debug or environ.get("PUSHERD_DEBUG", "") in {"1", "true", "yes"}
+    return replace(config, server=server, scaling=scaling, apps=apps, debug=debug)
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Load the configuration.
+
+    Args:
+        path: a TOML file; ``None`` falls back to ``$PUSHERD_CONFIG`` or built-in defaults
+            (the dev app ``12345``/``app-key``/``app-secret``).
+        environ: the environment to read overrides from (default ``os.environ``).
+
+    Raises:
+        ConfigError: the file cannot be read or is invalid; the message has ``file:line``.
+    """
+    env = os.environ if environ is None else environ
+    if path is None and env.get("PUSHERD_CONFIG"):
+        path = env["PUSHERD_CONFIG"]
+    if path is None:
+        config = Config()
+    else:
+        file = Path(path)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{file}: cannot read: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{file}: not UTF-8 text") from None
+        config = _parse(text, str(file))
+    config = _env_overrides(config, env)
+    if not config.scaling.node_id:
+        config = replace(config, scaling=replace(config.scaling, node_id=uuid.uuid4().hex[:12]))
+    return config
+
+
+def generate_credentials() -> tuple[str, str, str]:
+    """Return a fresh numeric app id, a key and a secret (``pusherd keygen``)."""
+    app_id = str(secrets.randbelow(9_000_000) + 1_000_000)
+    return app_id, secrets.token_hex(10), secrets.token_hex(20)

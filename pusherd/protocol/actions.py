@@ -1,0 +1,66 @@
+"""What a ``Session`` asks the I/O layer to do, as plain values.
+
+The session decides; the connection carries out. Actions that need the cluster
+(``Subscribe``, ``Unsubscribe``, ``ClientEvent``, ``SignIn``) are executed in order
+by the connection, which talks to the broker and hub.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pusherd.protocol.channels import ChannelKind
+from pusherd.protocol.presence import Member
+from pusherd.types import JSON
+
+__all__ = ["Action", "ClientEvent", "Send", "SignIn", "Subscribe", "Unsubscribe"]
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Write ``payload`` (a JSON text message) to this socket."""
+
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """Join ``channel``; ``member`` is set for presence channels."""
+
+    channel: str
+    kind: ChannelKind
+    member: Member | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    """Leave ``channel``; ``member`` is the presence member this socket had joined as."""
+
+    channel: str
+    kind: ChannelKind
+    member: Member | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClientEvent:
+    """Relay a ``client-*`` event to the channel's other subscribers.
+
+    ``payload`` is the message others receive (``user_id`` included on presence).
+    """
+
+    channel: str
+    event: str
+    data: JSON
+    user_id: str | None
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SignIn:
+    """The socket signed in as ``user_id``; ``watchlist`` holds at most 100 ids."""
+
+    user_id: str
+    watchlist: tuple[str, ...]
+
+
+Action = Send | Subscribe | Unsubscribe | ClientEvent | SignIn

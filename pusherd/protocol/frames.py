@@ -1,0 +1,205 @@
+"""WebSocket framing (RFC 6455), sans-I/O: the handshake key, a frame parser, encoders.
+
+Why not ``websockets.ServerProtocol``: a pusherd node holds tens of thousands of mostly
+idle sockets and writes one pre-built frame to all of them. The server side needs only
+unmasked frame *encoding* (done once per fan-out) and a small parser for the rare,
+small client frames, with no per-connection generator or buffer objects. This parser
+keeps one ``bytes`` remainder and, while a fragmented message is open, its parts.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+
+__all__ = [
+    "CloseStatus",
+    "FrameError",
+    "FrameParser",
+    "Message",
+    "Opcode",
+    "accept_key",
+    "close_frame",
+    "encode_frame",
+    "ping_frame",
+    "pong_frame",
+    "text_frame",
+]
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class Opcode(IntEnum):
+    CONTINUATION = 0x0
+    TEXT = 0x1
+    BINARY = 0x2
+    CLOSE = 0x8
+    PING = 0x9
+    PONG = 0xA
+
+
+class CloseStatus(IntEnum):
+    """RFC 6455 §7.4.1 status codes used here."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    INVALID_DATA = 1007
+    TOO_BIG = 1009
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A complete message or control frame from the client."""
+
+    opcode: Opcode
+    payload: bytes
+
+
+class FrameError(Exception):
+    """The client broke RFC 6455; close the connection with ``code``."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def accept_key(key: str) -> str:
+    """Return ``Sec-WebSocket-Accept`` for a client's ``Sec-WebSocket-Key`` (§4.2.2)."""
+    digest = hashlib.sha1(key.encode() + _GUID, usedforsecurity=False).digest()
+    return base64.b64encode(digest).decode()
+
+
+def encode_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    """Encode one unmasked server frame (§5.2)."""
+    first = (0x80 if fin else 0) | opcode
+    length = len(payload)
+    if length < 126:
+        header = bytes((first, length))
+    elif length < 65536:
+        header = struct.pack("!BBH", first, 126, length)
+    else:
+        header = struct.pack("!BBQ", first, 127, length)
+    return header + payload
+
+
+def text_frame(payload: bytes) -> bytes:
+    """Frame ``payload`` (UTF-8 JSON) as a single text frame."""
+    return encode_frame(Opcode.TEXT, payload)
+
+
+def ping_frame(payload: bytes = b"") -> bytes:
+    return encode_frame(Opcode.PING, payload)
+
+
+def pong_frame(payload: bytes = b"") -> bytes:
+    return encode_frame(Opcode.PONG, payload)
+
+
+def close_frame(code: int, reason: str = "") -> bytes:
+    """Encode a close frame; the reason is cut to fit the 125-byte control limit."""
+    data = reason.encode()[:123]
+    return encode_frame(Opcode.CLOSE, struct.pack("!H", code) + data)
+
+
+def _unmask(data: bytes, mask: bytes) -> bytes:
+    length = len(data)
+    if not length:
+        return b""
+    key = (mask * (length // 4 + 1))[:length]
+    return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(
+        length, "little"
+    )
+
+
+class FrameParser:
+    """Turn bytes from a client into ``Message``s.
+
+    Args:
+        max_size: the largest message (after reassembly) accepted, in bytes.
+    """
+
+    __slots__ = ("_buffer", "_fragment_opcode", "_fragment_size", "_fragments", "max_size")
+
+    def __init__(self, max_size: int) -> None:
+        self.max_size = max_size
+        self._buffer = b""
+        self._fragments: list[bytes] | None = None
+        self._fragment_opcode = Opcode.TEXT
+        self._fragment_size = 0
+
+    def feed(self, data: bytes) -> list[Message]:
+        """Consume ``data`` and return every complete message in it.
+
+        Raises:
+            FrameError: a protocol violation (unmasked frame, reserved bits, bad opcode,
+                bad continuation, oversized message or control frame).
+        """
+        buffer = self._buffer + data if self._buffer else data
+        messages: list[Message] = []
+        offset = 0
+        end = len(buffer)
+        while end - offset >= 2:
+            first = buffer[offset]
+            second = buffer[offset + 1]
+            if first & 0x70:
+                raise FrameError(CloseStatus.PROTOCOL_ERROR, "reserved bits must be 0")
+            if not second & 0x80:
+                raise FrameError(CloseStatus.PROTOCOL_ERROR, "client frames must be masked")
+            fin = first & 0x80
+            opcode = first & 0x0F
+            length = second & 0x7F
+            position = offset + 2
+            if length == 126:
+                if end - position < 2:
+                    break
+                (length,) = struct.unpack_from("!H", buffer, position)
+                position += 2
+            elif length == 127:
+                if end - position < 8:
+                    break
+                (length,) = struct.unpack_from("!Q", buffer, position)
+                position += 8
+            if opcode >= 0x8:
+                if length > 125 or not fin:
+                    raise FrameError(CloseStatus.PROTOCOL_ERROR, "invalid control frame")
+            elif length + self._fragment_size > self.max_size:
+                raise FrameError(CloseStatus.TOO_BIG, f"message larger than {self.max_size} bytes")
+            if end - position < 4 + length:
+                break
+            mask = buffer[position : position + 4]
+            position += 4
+            payload = _unmask(buffer[position : position + length], mask)
+            offset = position + length
+            self._frame(opcode, bool(fin), payload, messages)
+        self._buffer = buffer[offset:] if offset < end else b""
+        return messages
+
+    def _frame(self, opcode: int, fin: bool, payload: bytes, messages: list[Message]) -> None:
+        if opcode in (Opcode.CLOSE, Opcode.PING, Opcode.PONG):
+            messages.append(Message(Opcode(opcode), payload))
+        elif opcode in (Opcode.TEXT, Opcode.BINARY):
+            if self._fragments is not None:
+                raise FrameError(CloseStatus.PROTOCOL_ERROR, "expected a continuation frame")
+            if fin:
+                messages.append(Message(Opcode(opcode), payload))
+            else:
+                self._fragments = [payload]
+                self._fragment_opcode = Opcode(opcode)
+                self._fragment_size = len(payload)
+        elif opcode == Opcode.CONTINUATION:
+            if self._fragments is None:
+                raise FrameError(CloseStatus.PROTOCOL_ERROR, "unexpected continuation frame")
+            self._fragments.append(payload)
+            self._fragment_size += len(payload)
+            if fin:
+                messages.append(Message(self._fragment_opcode, b"".join(self._fragments)))
+                self._fragments = None
+                self._fragment_size = 0
+        else:
+            raise FrameError(CloseStatus.PROTOCOL_ERROR, f"unknown opcode {opcode}")

@@ -1,0 +1,106 @@
+"""Client messages in, server messages out (Pusher protocol v7, "Events").
+
+Server → client ``data`` is a *string* of JSON ("double encoding"), except
+``pusher:error``, whose data is an object as hosted Pusher sends it. Client → server
+``data`` may be an object or a string; both are accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from pusherd.errors import PusherError
+from pusherd.types import JSON
+
+__all__ = [
+    "ClientMessage",
+    "data_object",
+    "encode_channel_event",
+    "encode_error",
+    "encode_event",
+    "parse_client_message",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientMessage:
+    """A parsed client frame: ``event``, optional ``channel`` and ``data`` as sent."""
+
+    event: str
+    channel: str | None
+    data: JSON
+
+
+def parse_client_message(raw: bytes | str) -> ClientMessage:
+    """Parse one client text frame.
+
+    Raises:
+        PusherError: (code null) the frame is not a JSON object with a string ``event``,
+            or ``channel`` is present and not a string.
+    """
+    try:
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise PusherError("Invalid JSON: messages must be JSON objects") from None
+    if not isinstance(message, dict):
+        raise PusherError("Invalid message: messages must be JSON objects")
+    event = message.get("event")
+    if not isinstance(event, str) or not event:
+        raise PusherError("Invalid message: 'event' must be a non-empty string")
+    channel = message.get("channel")
+    if channel is not None and not isinstance(channel, str):
+        raise PusherError("Invalid message: 'channel' must be a string")
+    return ClientMessage(event=event, channel=channel, data=message.get("data"))
+
+
+def data_object(message: ClientMessage) -> dict[str, Any]:
+    """Return ``data`` as an object, decoding a JSON string if the client sent one.
+
+    Raises:
+        PusherError: ``data`` is neither an object nor a string holding one.
+    """
+    data = message.data
+    if isinstance(data, str):
+        try:
+            data = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise PusherError(f"Invalid {message.event}: 'data' must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise PusherError(f"Invalid {message.event}: 'data' must be a JSON object")
+    return data
+
+
+def encode_event(event: str, data: JSON = None, *, as_string: bool = True) -> bytes:
+    """Encode a connection-level event (no channel).
+
+    ``data`` is JSON-encoded into a string when ``as_string`` (the protocol's double
+    encoding); ``None`` omits the field.
+    """
+    message: dict[str, JSON] = {"event": event}
+    if data is not None:
+        message["data"] = orjson.dumps(data).decode() if as_string else data
+    return orjson.dumps(message)
+
+
+def encode_channel_event(
+    event: str, channel: str, data: JSON = None, user_id: str | None = None
+) -> bytes:
+    """Encode an event on ``channel``.
+
+    A ``str`` ``data`` is sent verbatim (REST events are relayed as given); anything
+    else is JSON-encoded into a string. ``None`` omits ``data``.
+    """
+    message: dict[str, JSON] = {"event": event, "channel": channel}
+    if data is not None:
+        message["data"] = data if isinstance(data, str) else orjson.dumps(data).decode()
+    if user_id is not None:
+        message["user_id"] = user_id
+    return orjson.dumps(message)
+
+
+def encode_error(message: str, code: int | None) -> bytes:
+    """Encode ``pusher:error`` with object data ``{"code", "message"}``."""
+    return orjson.dumps({"event": "pusher:error", "data": {"code": code, "message": message}})

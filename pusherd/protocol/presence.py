@@ -1,0 +1,69 @@
+"""Presence members, the ``subscription_succeeded`` presence payload and member limits.
+
+Pusher protocol, "Presence channel events": ``channel_data`` is a JSON string
+``{"user_id": <string|number>, "user_info"?: {...}}``; ids are normalised to strings
+for keys and comparisons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import orjson
+
+from pusherd.types import JSON
+
+__all__ = ["MAX_USER_ID_LENGTH", "Member", "parse_member", "presence_payload"]
+
+MAX_USER_ID_LENGTH = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A presence member: a normalised string id and the app's ``user_info`` (or None)."""
+
+    user_id: str
+    user_info: JSON = None
+
+    def to_json(self) -> bytes:
+        """Encode for storage in a broker."""
+        return orjson.dumps({"user_id": self.user_id, "user_info": self.user_info})
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Member:
+        data = orjson.loads(raw)
+        return cls(user_id=str(data["user_id"]), user_info=data.get("user_info"))
+
+
+def parse_member(channel_data: str, max_info_bytes: int) -> Member:
+    """Parse presence ``channel_data`` into a ``Member``.
+
+    Raises:
+        ValueError: the data is not a JSON object with a usable ``user_id``, the id is
+            longer than 128 characters, or ``user_info`` is larger than ``max_info_bytes``.
+    """
+    try:
+        data = orjson.loads(channel_data)
+    except orjson.JSONDecodeError:
+        raise ValueError("channel_data must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise ValueError("channel_data must be a JSON object")
+    user_id = data.get("user_id")
+    if isinstance(user_id, bool) or not isinstance(user_id, str | int):
+        raise ValueError("channel_data.user_id must be a string or a number")
+    user_id = str(user_id)
+    if not user_id:
+        raise ValueError("channel_data.user_id must not be empty")
+    if len(user_id) > MAX_USER_ID_LENGTH:
+        raise ValueError(f"user_id longer than {MAX_USER_ID_LENGTH} characters")
+    user_info = data.get("user_info")
+    if user_info is not None and len(orjson.dumps(user_info)) > max_info_bytes:
+        raise ValueError(f"user_info larger than {max_info_bytes // 1024} KB")
+    return Member(user_id=user_id, user_info=user_info)
+
+
+def presence_payload(members: Mapping[str, JSON]) -> dict[str, JSON]:
+    """Build the ``presence`` object of ``subscription_succeeded`` (ids, hash, count)."""
+    ids = list(members)
+    return {"presence": {"ids": ids, "hash": dict(members), "count": len(ids)}}

@@ -1,0 +1,72 @@
+"""``create_app(config)``: the Starlette app and the node behind it.
+
+The REST API is mounted at ``{path_prefix}/apps``; WebSocket upgrades never reach
+Starlette: uvicorn hands them to ``node.ws_protocol`` (see ``pusherd.server.connection``).
+The lifespan starts the node (broker, webhooks, sweep) and stops it in uvicorn's
+order: sockets closed with 4200, webhooks flushed, then the broker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.routing import Mount, Route
+
+from pusherd.apps.static import StaticAppRegistry
+from pusherd.brokers import create_broker
+from pusherd.config import Config
+from pusherd.metrics import Metrics
+from pusherd.server import health
+from pusherd.server.http_api import RestApi
+from pusherd.server.node import Node
+from pusherd.webhooks import WebhookSender
+
+__all__ = ["create_app", "create_node"]
+
+
+def create_node(config: Config) -> Node:
+    """Build a node and its collaborators from ``config`` (nothing is started)."""
+    scaling = config.scaling
+    metrics = Metrics(prefix=config.metrics.prefix, node_id=scaling.node_id)
+    broker = create_broker(
+        scaling.driver,
+        url=scaling.redis_url,
+        node_id=scaling.node_id,
+        heartbeat_interval=scaling.heartbeat_interval,
+        node_timeout=scaling.node_timeout,
+        metrics=metrics,
+    )
+    webhooks = WebhookSender(config.webhooks, metrics)
+    return Node(config, StaticAppRegistry(config.apps), broker, metrics, webhooks)
+
+
+def create_app(config: Config, node: Node | None = None) -> Starlette:
+    """Return the ASGI app; ``app.state.node`` is the node (pass it to uvicorn as ``ws=``)."""
+    node = node or create_node(config)
+    prefix = config.server.path_prefix
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await node.start()
+        try:
+            yield
+        finally:
+            await node.stop(config.server.shutdown_grace)
+
+    routes = [
+        Route(prefix + "/up", health.up),
+        Route(prefix + "/ready", health.ready),
+        Mount(prefix + "/apps", app=RestApi(node)),
+        Mount(prefix + "/users", app=RestApi(node)),
+    ]
+    if prefix:
+        routes += [Route("/up", health.up), Route("/ready", health.ready)]
+    if config.metrics.enabled:
+        routes.append(Route(prefix + "/metrics", health.metrics))
+        if prefix:
+            routes.append(Route("/metrics", health.metrics))
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.node = node
+    return app

@@ -1,0 +1,280 @@
+"""One pusherd node: admits sockets, carries out session actions, and sweeps idle ones.
+
+The node wires the pieces together: the app registry, the broker (cluster truth),
+the hub (local sockets), the webhook sender and metrics, each passed in. Channel
+membership changes live in ``pusherd.server.membership``; this module owns the
+socket lifecycle and the periodic sweep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pusherd.apps.base import App, AppRegistry
+from pusherd.brokers.base import Broker, Envelope, EnvelopeKind, Reaped
+from pusherd.config import Config
+from pusherd.errors import BrokerError, CloseCode, ConnectionError_
+from pusherd.metrics import Metrics
+from pusherd.protocol.actions import Action, ClientEvent, SignIn, Subscribe, Unsubscribe
+from pusherd.protocol.frames import ping_frame
+from pusherd.protocol.messages import encode_event
+from pusherd.protocol.origins import origin_allowed
+from pusherd.protocol.session import Session
+from pusherd.server.connection import Connection
+from pusherd.server.handshake import Request
+from pusherd.server.hub import Hub
+from pusherd.server.membership import Membership
+from pusherd.webhooks import WebhookSender
+
+__all__ = ["Node"]
+
+logger = logging.getLogger("pusherd.node")
+
+_APP_PATH = re.compile(r"/app/([^/]+)/?")
+_PING = encode_event("pusher:ping", {})
+
+
+class Node:
+    """The running state of one pusherd process."""
+
+    def __init__(
+        self,
+        config: Config,
+        apps: AppRegistry,
+        broker: Broker,
+        metrics: Metrics,
+        webhooks: WebhookSender,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        server = config.server
+        self.config = config
+        self.apps = apps
+        self.broker = broker
+        self.metrics = metrics
+        self.webhooks = webhooks
+        self.clock = clock
+        self.debug = config.debug
+        self.prefix = server.path_prefix
+        self.activity_timeout = server.activity_timeout
+        self.pong_timeout = server.pong_timeout
+        self.max_connections = server.max_connections
+        self.max_message_size = server.max_message_size_kb * 1024
+        self.hub = Hub(metrics, server.max_write_buffer_kb * 1024)
+        self.membership = Membership(self)
+        self.connections: set[Connection] = set()
+        self.draining = False
+        self.started = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self._established = encode_event  # kept for symmetry with tests
+
+    def __repr__(self) -> str:
+        return f"Node(id={self.config.scaling.node_id!r}, connections={len(self.connections)})"
+
+    # lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.broker.start(self.deliver, self._reaped)
+        await self.webhooks.start()
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+        self.started = True
+
+    async def stop(self, grace: float) -> None:
+        """Close sockets with 4200, flush webhooks, leave the cluster (in that order)."""
+        self.draining = True
+        for conn in list(self.connections):
+            conn.shutdown()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=max(0.1, grace / 2))
+        await self.webhooks.stop(grace / 2)
+        try:
+            await self.broker.close()
+        except BrokerError as exc:
+            logger.warning("broker close failed: %s", exc)
+
+    @property
+    def ready(self) -> bool:
+        return self.started and not self.draining and self.broker.ready
+
+    def ws_protocol(self, **kwargs: Any) -> Connection:
+        """Build the protocol uvicorn uses for a WebSocket upgrade (its ``ws=`` option)."""
+        return Connection(self, kwargs.get("server_state"))
+
+    def spawn(self, coro: Any) -> None:
+        """Run ``coro`` in the background, keeping a reference until it finishes."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # admission ---------------------------------------------------------------------
+    def admit(self, conn: Connection, request: Request) -> App:
+        """Check a new socket's path, app, protocol, origin and limits.
+
+        Raises:
+            ConnectionError_: with the Pusher close code for the first failed check.
+        """
+        path = request.path
+        if self.prefix:
+            if not path.startswith(self.prefix + "/"):
+                raise ConnectionError_(f"Path not found: {path[:100]}", CloseCode.PATH_NOT_FOUND)
+            path = path[len(self.prefix) :]
+        match = _APP_PATH.fullmatch(path)
+        if match is None:
+            raise ConnectionError_(f"Path not found: {path[:100]}", CloseCode.PATH_NOT_FOUND)
+        app = self.apps.by_key(match.group(1))
+        if app is None:
+            raise ConnectionError_(
+                f"Application does not exist: {match.group(1)[:64]}", CloseCode.APP_NOT_FOUND
+            )
+        if not app.enabled:
+            raise ConnectionError_("Application disabled", CloseCode.APP_DISABLED)
+        _check_protocol(request.query)
+        if not origin_allowed(request.origin, app.allowed_origins):
+            raise ConnectionError_(
+                f"Origin not allowed: {str(request.origin)[:100]}", CloseCode.UNAUTHORIZED
+            )
+        if self.draining:
+            raise ConnectionError_("Server is shutting down, reconnect", CloseCode.RECONNECT)
+        if self.max_connections and len(self.connections) >= self.max_connections:
+            raise ConnectionError_("Over capacity", CloseCode.OVER_CAPACITY)
+        return app
+
+    def established(self, conn: Connection) -> None:
+        """Send ``connection_established``; count the socket (cluster-wide if limited)."""
+        app = conn.app
+        assert app is not None
+        socket_id = f"{secrets.randbelow(10**10)}.{secrets.randbelow(10**10)}"
+        conn.socket_id = socket_id
+        conn.session = Session(app, socket_id, self.clock())
+        self.connections.add(conn)
+        self.metrics.connection_opened(app.id)
+        if app.max_connections:
+            self.spawn(self._count_connection(conn, app))
+        else:
+            self._greet(conn)
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("connection opened: app %s socket %s", app.id, socket_id)
+
+    async def _count_connection(self, conn: Connection, app: App) -> None:
+        try:
+            admitted = await self.broker.add_connection(app.id, conn.socket_id, app.max_connections)
+        except BrokerError:
+            conn.close(CloseCode.OVER_CAPACITY, "Temporarily unavailable, reconnect later")
+            return
+        if not admitted:
+            conn.close(CloseCode.OVER_QUOTA, "Application is over connection quota")
+            return
+        self._greet(conn)
+
+    def _greet(self, conn: Connection) -> None:
+        conn.send(
+            encode_event(
+                "pusher:connection_established",
+                {"socket_id": conn.socket_id, "activity_timeout": self.activity_timeout},
+            )
+        )
+
+    # actions -----------------------------------------------------------------------
+    async def apply(self, conn: Connection, action: Action) -> None:
+        """Carry out one cluster action for ``conn`` (raises ``PusherError``s)."""
+        membership = self.membership
+        if type(action) is Subscribe:
+            await membership.subscribe(conn, action)
+        elif type(action) is Unsubscribe:
+            await membership.unsubscribe(conn, action)
+        elif type(action) is ClientEvent:
+            await membership.client_event(conn, action)
+        elif type(action) is SignIn:
+            await membership.sign_in(conn, action)
+
+    def disconnected(self, conn: Connection) -> None:
+        """Forget a closed socket: locally now, in the cluster in the background."""
+        if conn not in self.connections:
+            return
+        self.connections.discard(conn)
+        app = conn.app
+        assert app is not None and conn.session is not None
+        self.metrics.connection_closed(app.id, conn.close_code or 1006)
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "connection closed: app %s socket %s code %s",
+                app.id,
+                conn.socket_id,
+                conn.close_code or 1006,
+            )
+        leaves = conn.session.leave_all()
+        for action in leaves:
+            self.membership.drop_local(conn, action.channel)
+        internal = conn.internal or []
+        for channel in internal:
+            self.membership.drop_local(conn, channel)
+        if leaves or conn.session.user_id is not None or app.max_connections or conn.task:
+            self.spawn(self.membership.cleanup(conn, leaves, app))
+
+    # fan-out -----------------------------------------------------------------------
+    def deliver(self, envelope: Envelope) -> None:
+        """Take an envelope from the broker and write it to local subscribers."""
+        if envelope.kind is EnvelopeKind.MESSAGE:
+            self.hub.fanout(
+                envelope.app_id, envelope.channel, envelope.payload, envelope.except_socket_id
+            )
+        elif envelope.kind is EnvelopeKind.TERMINATE:
+            for conn in self.hub.subscribers(envelope.app_id, envelope.channel):
+                conn.close(CloseCode.UNAUTHORIZED, "You got disconnected by the app")
+
+    def _reaped(self, reaped: Reaped) -> None:
+        self.spawn(self.membership.announce_reaped(reaped))
+
+    # sweep -------------------------------------------------------------------------
+    async def _sweep_forever(self) -> None:
+        interval = max(0.5, min(self.activity_timeout, self.pong_timeout) / 4)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.sweep(self.clock())
+            except Exception:  # the sweep must never die
+                logger.exception("sweep failed")
+
+    def sweep(self, now: float) -> None:
+        """Ping idle sockets, close silent ones (4201), unauthorized ones (4009)."""
+        idle = self.activity_timeout
+        for conn in list(self.connections):
+            if conn.closing:
+                if now - conn.last_seen > self.pong_timeout:
+                    conn.abort()
+                continue
+            session = conn.session
+            if session is not None and not session.authorized:
+                timeout = session.app.user_authentication_timeout
+                if now - conn.opened_at > timeout:
+                    conn.close(CloseCode.UNAUTHORIZED, "Connection not authorized within timeout")
+                    continue
+            if conn.pinged_at:
+                if now - conn.pinged_at > self.pong_timeout:
+                    conn.close(CloseCode.PONG_TIMEOUT, "Pong reply not received in time")
+            elif now - conn.last_seen > idle:
+                conn.pinged_at = now
+                conn.send(_PING)
+                conn.transport.write(ping_frame())
+
+
+def _check_protocol(query: dict[str, str]) -> None:
+    raw = query.get("protocol")
+    if raw is None:
+        if "version" in query:
+            return  # the protocol is inferred from the library version (Pusher docs)
+        raise ConnectionError_("No protocol version supplied", CloseCode.NO_PROTOCOL)
+    if not raw.isdigit():
+        raise ConnectionError_("Invalid version string format", CloseCode.INVALID_VERSION)
+    if not 5 <= int(raw) <= 7:
+        raise ConnectionError_(
+            f"Unsupported protocol version {raw[:8]}", CloseCode.UNSUPPORTED_PROTOCOL
+        )
