@@ -192,6 +192,11 @@ class _Locator:
                 return found + 1
         if key is None:
             return None
+        if table is None:
+            header = re.compile(r"^\s*\[+\s*" + re.escape(key) + r"\s*[\].]")
+            for number, line in enumerate(self.lines):
+                if header.match(line):
+                    return number + 1
         pattern = re.compile(r"^\s*\"?" + re.escape(key) + r"\"?\s*=")
         for number in range(start, len(self.lines)):
             if number > start and table is not None and self.lines[number].lstrip().startswith("["):
@@ -245,7 +250,7 @@ def _positive(value: float, name: str, loc: _Locator, table: str, allow_zero: bo
         raise loc.error(f"{table}.{name} must be {'>= 0' if allow_zero else '> 0'}", table, name)
 
 
-def _build_app(raw: Mapping[str, Any], index: int, loc: _Locator) -> App:
+def _build_app(raw: Mapping[str, Any], index: int, loc: _Locator, hook_base: int = 0) -> App:
     _check_types(raw, _APP_SCHEMA, loc, "apps", index)
     for required in ("id", "key", "secret"):
         if not raw.get(required):
@@ -257,9 +262,9 @@ def _build_app(raw: Mapping[str, Any], index: int, loc: _Locator) -> App:
                 f"apps[{index}].webhooks[{hook_index}] must be a table",
                 "apps.webhooks",
                 None,
-                hook_index,
+                hook_base + hook_index,
             )
-        webhooks.append(_build_webhook(hook, hook_index, loc))
+        webhooks.append(_build_webhook(hook, hook_base + hook_index, loc))
     fields: dict[str, Any] = {k: v for k, v in raw.items() if k not in {"webhooks"}}
     fields["id"] = AppId(str(raw["id"]))
     fields["key"] = AppKey(raw["key"])
@@ -277,6 +282,7 @@ def _build_app(raw: Mapping[str, Any], index: int, loc: _Locator) -> App:
         "max_event_payload_kb",
         "max_presence_members",
         "max_presence_member_size_kb",
+        "user_authentication_timeout",
     ):
         if raw.get(name, 0) < 0:
             raise loc.error(f"apps[{index}].{name} must be >= 0", "apps", name, index)
@@ -364,8 +370,17 @@ def _parse(text: str, path: str) -> Config:
         raise loc.error(
             "server.path_prefix must start with '/' and not end with '/'", "server", "path_prefix"
         )
-    for name in ("max_message_size_kb", "max_http_body_kb", "max_write_buffer_kb", "workers"):
+    for name in (
+        "max_message_size_kb",
+        "max_http_body_kb",
+        "max_write_buffer_kb",
+        "workers",
+        "pong_timeout",
+        "timestamp_window",
+    ):
         _positive(getattr(server, name), name, loc, "server", allow_zero=False)
+    for name in ("max_connections", "shutdown_grace"):
+        _positive(getattr(server, name), name, loc, "server")
     scaling = ScalingConfig(**sections["scaling"])
     if scaling.driver not in {"memory", "redis"}:
         raise loc.error(
@@ -373,15 +388,31 @@ def _parse(text: str, path: str) -> Config:
             "scaling",
             "driver",
         )
+    for name in ("heartbeat_interval", "node_timeout"):
+        _positive(getattr(scaling, name), name, loc, "scaling", allow_zero=False)
     webhooks = WebhookSettings(**sections["webhooks"])
+    for name in ("delay", "retry_for", "batch_window_ms"):
+        _positive(getattr(webhooks, name), name, loc, "webhooks")
+    for name in ("timeout", "max_batch_size", "max_queue"):
+        _positive(getattr(webhooks, name), name, loc, "webhooks", allow_zero=False)
     metrics = MetricsConfig(**sections["metrics"])
+    if not 0 <= metrics.port <= 65535:
+        raise loc.error("metrics.port must be between 0 and 65535", "metrics", "port")
     apps_raw = data.get("apps", None)
     if apps_raw is None:
         apps: tuple[App, ...] = (DEV_APP,)
     else:
         if not isinstance(apps_raw, list) or not apps_raw:
             raise loc.error("[[apps]] must be a non-empty array of tables", None, "apps")
-        apps = tuple(_build_app(raw, index, loc) for index, raw in enumerate(apps_raw))
+        built = []
+        hook_base = 0
+        for index, raw in enumerate(apps_raw):
+            if not isinstance(raw, dict):
+                raise loc.error(f"apps[{index}] must be a table", "apps", None, index)
+            built.append(_build_app(raw, index, loc, hook_base))
+            hooks = raw.get("webhooks", [])
+            hook_base += len(hooks) if isinstance(hooks, list) else 0
+        apps = tuple(built)
     _check_unique(apps, loc)
     debug = data.get("debug", False)
     log_format = data.get("log_format", "text")
@@ -432,7 +463,10 @@ def _env_overrides(config: Config, environ: Mapping[str, str]) -> Config:
         server = replace(server, port=int(port))
     prefix = environ.get("PUSHERD_PATH_PREFIX")
     if prefix is not None:
-        server = replace(server, path_prefix=prefix.rstrip("/"))
+        prefix = prefix.rstrip("/")
+        if prefix and not prefix.startswith("/"):
+            raise ConfigError(f"PUSHERD_PATH_PREFIX must start with '/', got {prefix!r}")
+        server = replace(server, path_prefix=prefix)
     scaling = config.scaling
     driver = environ.get("PUSHERD_DRIVER")
     if driver:

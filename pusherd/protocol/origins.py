@@ -34,7 +34,9 @@ def origin_allowed(origin: str | None, allowed: tuple[str, ...]) -> bool:
             continue
         if entry_host.startswith("*."):
             suffix = entry_host[1:]
-            if host.endswith(suffix) and len(host) > len(suffix):
+            # Without a port in the entry, any port matches (as for bare hosts).
+            candidate = host if ":" in entry_host else (parts.hostname or "")
+            if candidate.endswith(suffix) and len(candidate) > len(suffix):
                 return True
         elif host == entry_host or (":" not in entry_host and parts.hostname == entry_host):
             return True

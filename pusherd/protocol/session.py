@@ -157,7 +157,10 @@ class Session:
             return None
         if channel_data is None:
             assert self.user_id is not None
-            return Member(self.user_id, self.user_info)
+            # The signed-in user stands in for channel_data, under the same limits.
+            channel_data = orjson.dumps(
+                {"user_id": self.user_id, "user_info": self.user_info}
+            ).decode()
         try:
             return parse_member(channel_data, self.app.max_presence_member_bytes)
         except ValueError as exc:
@@ -209,7 +212,13 @@ class Session:
         watchlist_raw = user.get("watchlist") or []
         if not isinstance(watchlist_raw, list):
             watchlist_raw = []
-        watchlist = tuple(dict.fromkeys(str(w) for w in watchlist_raw if isinstance(w, str | int)))
+        watchlist = tuple(
+            dict.fromkeys(
+                str(w)
+                for w in watchlist_raw
+                if isinstance(w, str | int) and not isinstance(w, bool)
+            )
+        )
         actions: list[Action] = [
             Send(encode_event("pusher:signin_success", {"user_data": user_data}, as_string=False))
         ]

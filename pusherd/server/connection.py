@@ -16,6 +16,8 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from pusherd.apps.base import App
 from pusherd.errors import (
     BrokerError,
@@ -35,7 +37,7 @@ from pusherd.protocol.frames import (
     pong_frame,
     text_frame,
 )
-from pusherd.protocol.messages import encode_channel_event, encode_error, parse_client_message
+from pusherd.protocol.messages import encode_error, parse_client_message
 from pusherd.protocol.session import Session
 from pusherd.server.handshake import HandshakeError, accept_response, parse_request
 
@@ -58,6 +60,7 @@ class Connection(asyncio.Protocol):
         "app",
         "close_code",
         "closing",
+        "closing_since",
         "inbox",
         "internal",
         "last_seen",
@@ -84,6 +87,7 @@ class Connection(asyncio.Protocol):
         self.socket_id = ""
         self.out: list[bytes] | None = None
         self.closing = False
+        self.closing_since = 0.0
         self.close_code = 0
         self.last_seen = 0.0
         self.opened_at = 0.0
@@ -270,11 +274,15 @@ class Connection(asyncio.Protocol):
             return
         if isinstance(exc, SubscriptionError) and exc.channel:
             error_type = "AuthError" if exc.status in (401, 403) else "SubscriptionError"
+            # Object data, as soketi sends it; pusher-js routes it to the channel, so
+            # Echo's .error() callback fires.
             self.send(
-                encode_channel_event(
-                    "pusher:subscription_error",
-                    exc.channel,
-                    {"type": error_type, "error": exc.message, "status": exc.status},
+                orjson.dumps(
+                    {
+                        "event": "pusher:subscription_error",
+                        "channel": exc.channel,
+                        "data": {"type": error_type, "error": exc.message, "status": exc.status},
+                    }
                 )
             )
         self.send(encode_error(exc.message, exc.code))
@@ -316,6 +324,7 @@ class Connection(asyncio.Protocol):
         if error_frame and code >= 4000:
             self._write_now(text_frame(encode_error(message, code)))
         self.closing = True
+        self.closing_since = self.node.clock()
         self.close_code = code
         self._write_now(close_frame(code, message))
         self.transport.close()

@@ -38,6 +38,7 @@ logger = logging.getLogger("pusherd.node")
 
 _APP_PATH = re.compile(r"/app/([^/]+)/?")
 _PING = encode_event("pusher:ping", {})
+CLOSE_GRACE = 10.0
 
 
 class Node:
@@ -248,7 +249,8 @@ class Node:
         idle = self.activity_timeout
         for conn in list(self.connections):
             if conn.closing:
-                if now - conn.last_seen > self.pong_timeout:
+                # A close frame stuck behind unread bytes: give up on the handshake.
+                if now - conn.closing_since > CLOSE_GRACE:
                     conn.abort()
                 continue
             session = conn.session

@@ -1,0 +1,104 @@
+"""``python -m bench.compare``: run the scenarios against pusherd and soketi in one run.
+
+Each scenario gets a freshly started server (pinned to CPU 0) and the load generator runs
+pinned to CPU 1. The markdown table goes to stdout and to ``bench/results/latest.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import resource
+import sys
+import traceback
+from pathlib import Path
+
+from bench.build import build_loadgen
+from bench.gen import GEN_CPU
+from bench.report import render_table
+from bench.scenarios import SCENARIOS, Figure, Scale
+from bench.servers import start_server
+
+__all__ = ["main"]
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _raise_fd_limit() -> None:
+    """Children inherit the limit: lift the soft limit to the hard one (20,000 here)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__)
+    parser.add_argument(
+        "--scenarios",
+        default="S1,S2,S3,S4",
+        help="comma-separated subset of S1..S5 (S5 = the 10 minute soak)",
+    )
+    parser.add_argument("--quick", action="store_true", help="reduced scale, about 2 minutes")
+    parser.add_argument("--servers", default="pusherd,soketi")
+    parser.add_argument("--soak-minutes", type=float, default=10.0)
+    parser.add_argument("--output", type=Path, default=RESULTS / "latest.md")
+    args = parser.parse_args(argv)
+
+    wanted = {s.strip().upper() for s in args.scenarios.split(",") if s.strip()}
+    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    scale = Scale.quick() if args.quick else Scale()
+    _raise_fd_limit()
+    if (os.cpu_count() or 1) >= 2:
+        os.sched_setaffinity(0, {GEN_CPU})
+    binary = build_loadgen()
+
+    results: dict[str, list[Figure]] = {name: [] for name in servers}
+    for scenario in SCENARIOS:
+        if scenario.key not in wanted:
+            continue
+        for name in servers:
+            print(f"[bench] {scenario.key} {scenario.title} on {name} ...", file=sys.stderr)
+            server = None
+            try:
+                server = start_server(name)
+                figures = scenario.run(server, binary, scale)
+            except Exception as exc:  # one failure must not lose the rest of the table
+                traceback.print_exc()
+                figures = [
+                    Figure(
+                        f"{scenario.key} {scenario.title}",
+                        "FAILED",
+                        0,
+                        "",
+                        "lower",
+                        f"{name}: {exc}"[:200],
+                    )
+                ]
+            finally:
+                if server is not None:
+                    server.stop()
+            for f in figures:
+                print(f"[bench]   {f.name}: {f.value:.3f} {f.unit}  {f.note}", file=sys.stderr)
+            results[name].extend(figures)
+
+    if "S5" in wanted:
+        from bench.soak import run_soak
+
+        for name in servers:
+            results[name].extend(run_soak(name, binary, args.soak_minutes * 60, RESULTS))
+
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    header = (
+        f"Run {stamp}, {'quick' if args.quick else 'full'} scale, scenarios "
+        f"{','.join(sorted(wanted))}; server on CPU 0, C load generator on CPU {GEN_CPU}.\n"
+    )
+    table = render_table(results, header)
+    print(table)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

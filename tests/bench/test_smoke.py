@@ -1,0 +1,61 @@
+"""Smoke test of the bench harness: a tiny fan-out against a real pusherd subprocess.
+
+No timing assertions: the benchmark is a tool, not a test. This only proves the harness
+builds, connects, publishes through the signed REST API and counts every delivery once.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.build import build_loadgen
+from bench.gen import Subscribers, run_churn, run_pub
+from bench.servers import Server, start_pusherd
+
+__all__: list[str] = []
+
+SUBSCRIBERS = 20
+
+
+@pytest.fixture(scope="module")
+def loadgen() -> Path:
+    if shutil.which("gcc") is None or not Path("/usr/include/openssl/hmac.h").exists():
+        pytest.skip("bench needs gcc and the OpenSSL headers")
+    return build_loadgen()
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    srv = start_pusherd(pin=False)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_smoke_fanout_delivers_every_event_once(loadgen: Path, server: Server) -> None:
+    subs = Subscribers(loadgen, server.port, SUBSCRIBERS, prefix="smoke", connect_timeout=20)
+    try:
+        ready = subs.ready()
+        assert (ready.subscribed, ready.failed) == (SUBSCRIBERS, 0)
+        pub = run_pub(loadgen, server.port, rate=20, duration=1.0, prefix="smoke", conns=2)
+        assert pub["ok"] > 0
+        assert pub["bad"] == 0
+        expected = pub["ok"] * SUBSCRIBERS
+        stats = subs.wait(expected, timeout=10)
+        assert stats["deliveries"] == expected
+        assert stats["dups"] == 0
+        assert stats["late"] == 0
+        assert stats["closed"] == 0
+    finally:
+        subs.close()
+
+
+def test_smoke_churn_completes_cycles(loadgen: Path, server: Server) -> None:
+    result = run_churn(loadgen, server.port, duration=0.5, concurrency=2, presence=True)
+    assert result["cycles"] > 0
+    assert result["errors"] == 0

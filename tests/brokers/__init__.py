@@ -1,0 +1,1 @@
+"""Tests of ``pusherd.brokers``: one contract suite over every backend, plus specifics."""

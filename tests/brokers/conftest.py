@@ -1,0 +1,117 @@
+"""Broker fixtures: a real redis-server per session and ``broker`` over every backend."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import pytest
+
+from pusherd.brokers import Broker, create_broker
+from pusherd.brokers.base import Envelope, Reaped
+from tests.redis_server import RedisServer
+
+__all__ = ["Inbox", "eventually", "wait_until"]
+
+# real waits are bounded: every wait gives up after this many seconds
+WAIT = 5.0
+POLL = 0.02
+
+
+class Inbox:
+    """Collects what a broker hands to ``deliver`` and ``reaped``."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Envelope] = []
+        self.reaped: list[Reaped] = []
+        self._changed = asyncio.Event()
+
+    def deliver(self, envelope: Envelope) -> None:
+        self.envelopes.append(envelope)
+        self._changed.set()
+
+    def on_reaped(self, event: Reaped) -> None:
+        self.reaped.append(event)
+        self._changed.set()
+
+    async def wait_for(self, count: int, timeout: float = WAIT) -> list[Envelope]:
+        """Wait until ``count`` envelopes arrived; return them."""
+        await self._wait(lambda: len(self.envelopes) >= count, timeout)
+        return self.envelopes
+
+    async def wait_reaped(self, count: int, timeout: float = WAIT) -> list[Reaped]:
+        await self._wait(lambda: len(self.reaped) >= count, timeout)
+        return self.reaped
+
+    async def _wait(self, done: Callable[[], bool], timeout: float) -> None:
+        async with asyncio.timeout(timeout):
+            while not done():
+                self._changed.clear()
+                await self._changed.wait()
+
+
+async def wait_until(condition: Callable[[], object], timeout: float = WAIT) -> None:
+    """Poll ``condition`` every 20 ms until it is true; fail after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(POLL)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = WAIT) -> None:
+    """Await ``check()`` every 20 ms until it returns True; fail after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError(f"check not true within {timeout} s")
+        await asyncio.sleep(POLL)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One redis-server for the session (skips when the binary is missing)."""
+    if not RedisServer.available():
+        pytest.skip("redis-server is not installed")
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session server's URL, emptied for this test."""
+    redis_server.start()  # a no-op unless a test left it stopped
+    redis_server.flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def own_redis_server() -> Iterator[RedisServer]:
+    """A redis-server for this test alone (it may stop and restart it)."""
+    if not RedisServer.available():
+        pytest.skip("redis-server is not installed")
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def inbox() -> Inbox:
+    return Inbox()
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def broker(request: pytest.FixtureRequest, inbox: Inbox) -> AsyncIterator[Broker]:
+    """A started broker of every backend, delivering into ``inbox``."""
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        options = {"url": url, "node_id": "node-a", "heartbeat_interval": 0.2, "node_timeout": 1.0}
+        instance = create_broker("redis", **options)
+    else:
+        instance = create_broker("memory")
+    await instance.start(inbox.deliver, inbox.on_reaped)
+    try:
+        yield instance
+    finally:
+        await instance.close()

@@ -1,0 +1,302 @@
+"""``RedisBroker`` across nodes: several brokers (node ids) on one real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from redis.asyncio import Redis
+
+from pusherd.brokers.base import ChannelStats, Envelope, Reaped
+from pusherd.brokers.redis import RedisBroker, decode_envelope, encode_envelope
+from pusherd.errors import BrokerError
+from pusherd.metrics import Metrics
+from pusherd.protocol.presence import Member
+from tests.brokers.conftest import Inbox, eventually, wait_until
+from tests.redis_server import RedisServer, free_port
+
+__all__: list[str] = []
+
+pytestmark = pytest.mark.redis
+
+APP = "app-1"
+INTERVAL = 0.2
+TIMEOUT = 1.0
+
+MakeNode = Callable[..., Awaitable[tuple[RedisBroker, Inbox]]]
+
+# A node in its own process, killed with SIGKILL: nothing of it runs close().
+DOOMED_NODE = """
+import asyncio, sys
+from pusherd.brokers.redis import RedisBroker
+from pusherd.protocol.presence import Member
+
+async def main():
+    node = RedisBroker(sys.argv[1], "doomed", heartbeat_interval=0.2, node_timeout=1.0)
+    await node.start(lambda envelope: None)
+    await node.add_connection("app-1", "d.1", 0)
+    await node.sign_in("app-1", "u-doomed", "d.1")
+    for user, socket_id in (("u1", "d.1"), ("u2", "d.2")):
+        await node.add_subscriber("app-1", "presence-room", socket_id)
+        await node.join_presence("app-1", "presence-room", socket_id, Member(user), 0)
+    await node.add_subscriber("app-1", "solo", "d.1")
+    print("ready", flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+@pytest.fixture
+async def make_node(redis_url: str) -> AsyncIterator[MakeNode]:
+    """Start ``RedisBroker`` nodes (on the session server unless ``url`` is given)."""
+    nodes: list[RedisBroker] = []
+
+    async def make(
+        node_id: str, url: str = redis_url, **options: object
+    ) -> tuple[RedisBroker, Inbox]:
+        inbox = Inbox()
+        node = RedisBroker(
+            url,
+            node_id,
+            heartbeat_interval=INTERVAL,
+            node_timeout=TIMEOUT,
+            **options,  # type: ignore[arg-type]
+        )
+        nodes.append(node)
+        await node.start(inbox.deliver, inbox.on_reaped)
+        return node, inbox
+
+    yield make
+    for node in nodes:
+        await node.close()
+
+
+def test_envelope_encoding_round_trips() -> None:
+    envelope = Envelope(APP, "c", b'{"event":"e"}', "12.34")
+    assert decode_envelope(APP, "c", encode_envelope(envelope)) == envelope
+    bare = Envelope(APP, "c", b"")
+    assert decode_envelope(APP, "c", encode_envelope(bare)) == bare
+
+
+async def test_redis_delivers_only_to_subscribed_nodes(make_node: MakeNode) -> None:
+    a, inbox_a = await make_node("a")
+    b, inbox_b = await make_node("b")
+    await b.subscribe(APP, "only-b")
+    await a.subscribe(APP, "both")
+    await b.subscribe(APP, "both")
+    await a.publish(Envelope(APP, "only-b", b"1", "a.1"))
+    await a.publish(Envelope(APP, "both", b"2"))
+    # one reader connection per node: "both" arrives after anything sent before it
+    assert [e.payload for e in await inbox_b.wait_for(2)] == [b"1", b"2"]
+    assert inbox_b.envelopes[0] == Envelope(APP, "only-b", b"1", "a.1")
+    assert [e.payload for e in await inbox_a.wait_for(1)] == [b"2"]
+
+
+async def test_redis_unsubscribe_stops_delivery(make_node: MakeNode) -> None:
+    a, inbox = await make_node("a")
+    await a.subscribe(APP, "gone")
+    await a.subscribe(APP, "marker")
+    await a.unsubscribe(APP, "gone")
+    await a.unsubscribe(APP, "gone")
+    await a.publish(Envelope(APP, "gone", b"lost"))
+    await a.publish(Envelope(APP, "marker", b"seen"))
+    assert [e.payload for e in await inbox.wait_for(1)] == [b"seen"]
+
+
+async def test_redis_presence_is_counted_cluster_wide(make_node: MakeNode) -> None:
+    a, _ = await make_node("a")
+    b, _ = await make_node("b")
+    assert await a.add_subscriber(APP, "presence-r", "a.1") == 1
+    assert await b.add_subscriber(APP, "presence-r", "b.1") == 2
+    first = await a.join_presence(APP, "presence-r", "a.1", Member("u1", "from-a"), 0)
+    second = await b.join_presence(APP, "presence-r", "b.1", Member("u1", "from-b"), 0)
+    assert first.is_new_user
+    assert not second.is_new_user
+    assert second.member == Member("u1", "from-a")
+    assert await b.channel_stats(APP, "presence-r") == ChannelStats(2, 1)
+    assert await a.leave_presence(APP, "presence-r", "a.1") is None
+    assert await b.members(APP, "presence-r") == {"u1": "from-a"}
+    assert await b.leave_presence(APP, "presence-r", "b.1") == Member("u1", "from-a")
+    assert await a.members(APP, "presence-r") == {}
+
+
+async def test_redis_limits_are_cluster_wide(make_node: MakeNode) -> None:
+    a, _ = await make_node("a")
+    b, _ = await make_node("b")
+    assert await a.join_presence(APP, "presence-r", "a.1", Member("u1"), 1)
+    assert (await b.join_presence(APP, "presence-r", "b.1", Member("u2"), 1)).refused
+    assert await a.add_connection(APP, "a.1", 2)
+    assert await b.add_connection(APP, "b.1", 2)
+    assert not await a.add_connection(APP, "a.2", 2)
+    assert await b.connection_count(APP) == 2
+    assert await a.sign_in(APP, "u1", "a.1")
+    assert not await b.sign_in(APP, "u1", "b.1")
+    assert not await a.sign_out(APP, "u1", "a.1")
+    assert await b.sign_out(APP, "u1", "b.1")
+
+
+async def test_redis_reaps_killed_node_once(redis_url: str, make_node: MakeNode) -> None:
+    b, inbox_b = await make_node("b")
+    c, inbox_c = await make_node("c")
+    await b.add_subscriber(APP, "presence-room", "b.1")
+    await b.join_presence(APP, "presence-room", "b.1", Member("u2"), 0)
+    doomed = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", DOOMED_NODE, redis_url, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert doomed.stdout is not None
+        assert await asyncio.wait_for(doomed.stdout.readline(), 10) == b"ready\n"
+        assert await c.members(APP, "presence-room") == {"u1": None, "u2": None}
+        assert await c.online(APP, ["u-doomed"]) == {"u-doomed"}
+    finally:
+        doomed.kill()
+        await doomed.wait()
+    loop = asyncio.get_running_loop()
+    killed = loop.time()
+    reaped = inbox_b.reaped + inbox_c.reaped
+
+    def both_reported() -> bool:
+        reaped[:] = inbox_b.reaped + inbox_c.reaped
+        return len(reaped) >= 2
+
+    await wait_until(both_reported, TIMEOUT + INTERVAL + 3)
+    assert loop.time() - killed < TIMEOUT + INTERVAL + 1.0  # 1 s of slack for a busy CI
+    assert sorted(reaped, key=lambda event: event.kind) == [
+        Reaped(APP, "channel_vacated", "solo"),
+        Reaped(APP, "member_removed", "presence-room", "u1"),
+    ]
+    assert await c.members(APP, "presence-room") == {"u2": None}
+    assert await c.channels(APP) == {"presence-room": ChannelStats(1, 1)}
+    assert await c.online(APP, ["u-doomed"]) == set()
+    assert await c.connection_count(APP) == 0
+    # the dead node is gone from Redis, so no later reaper run can report it again
+    async with Redis.from_url(redis_url) as raw:
+        assert await raw.smembers("pusherd:nodes") == {b"b", b"c"}
+        assert not await raw.exists("pusherd:items:doomed")
+
+
+async def test_redis_close_removes_node_state_at_once(make_node: MakeNode) -> None:
+    a, _ = await make_node("a")
+    b, inbox_b = await make_node("b")
+    await a.add_subscriber(APP, "presence-r", "a.1")
+    await a.join_presence(APP, "presence-r", "a.1", Member("u1"), 0)
+    await a.add_connection(APP, "a.1", 0)
+    await a.sign_in(APP, "u1", "a.1")
+    assert await b.channels(APP) == {"presence-r": ChannelStats(1, 1)}
+    await a.close()
+    assert not a.ready
+    assert await b.channels(APP) == {}
+    assert await b.members(APP, "presence-r") == {}
+    assert await b.online(APP, ["u1"]) == set()
+    assert await b.connection_count(APP) == 0
+    assert inbox_b.reaped == []
+
+
+async def test_redis_resubscribes_after_subscriber_connection_is_killed(
+    redis_url: str, make_node: MakeNode
+) -> None:
+    a, inbox = await make_node("a")
+    await a.subscribe(APP, "kept")
+    async with Redis.from_url(redis_url) as raw:
+        assert await raw.client_kill_filter(_type="pubsub") == 1
+    await wait_until(lambda: not a.ready)
+    await wait_until(lambda: a.ready)
+    await a.publish(Envelope(APP, "kept", b"after"))
+    assert [e.payload for e in await inbox.wait_for(1)] == [b"after"]
+
+
+async def test_redis_restart_resumes_subscriptions_and_rebuilds_state(
+    own_redis_server: RedisServer, make_node: MakeNode
+) -> None:
+    url = own_redis_server.url
+    a, inbox_a = await make_node("a", url)
+    b, inbox_b = await make_node("b", url)
+    await a.subscribe(APP, "c")
+    await b.subscribe(APP, "c")
+    await a.add_subscriber(APP, "presence-r", "a.1")
+    await a.join_presence(APP, "presence-r", "a.1", Member("u1", "info"), 0)
+    await a.add_connection(APP, "a.1", 0)
+    await a.sign_in(APP, "u1", "a.1")
+
+    own_redis_server.stop()
+    await wait_until(lambda: not a.ready and not b.ready)
+    outage: list[Awaitable[object]] = [
+        a.add_subscriber(APP, "x", "a.2"),
+        a.remove_subscriber(APP, "presence-r", "a.9"),
+        a.join_presence(APP, "presence-r", "a.2", Member("u2"), 0),
+        b.members(APP, "presence-r"),
+        b.channels(APP),
+        a.publish(Envelope(APP, "c", b"lost")),
+        a.subscribe(APP, "new"),
+        b.add_connection(APP, "b.1", 0),
+        b.sign_in(APP, "u3", "b.1"),
+        b.online(APP, ["u1"]),
+        b.cache_get(APP, "cache-x"),
+        b.claim(APP, "k", 1.0),
+    ]
+    for call in outage:
+        with pytest.raises(BrokerError):
+            await asyncio.wait_for(call, 5)
+
+    own_redis_server.start()  # empty: no persistence
+    await wait_until(lambda: a.ready and b.ready)
+
+    async def rebuilt() -> bool:
+        return await b.channels(APP) == {"presence-r": ChannelStats(1, 1)}
+
+    await eventually(rebuilt)
+    assert await b.members(APP, "presence-r") == {"u1": "info"}
+    assert await b.online(APP, ["u1", "u3"]) == {"u1"}
+    assert await b.connection_count(APP) == 1
+    await b.publish(Envelope(APP, "c", b"after"))
+    assert [e.payload for e in await inbox_a.wait_for(1)] == [b"after"]
+    assert [e.payload for e in await inbox_b.wait_for(1)] == [b"after"]
+
+
+async def test_redis_calls_raise_broker_error_when_unreachable() -> None:
+    node = RedisBroker(f"redis://127.0.0.1:{free_port()}/0", "lonely", INTERVAL, TIMEOUT)
+    await node.start(Inbox().deliver)
+    try:
+        assert not node.ready
+        with pytest.raises(BrokerError):
+            await node.add_subscriber(APP, "c", "1.1")
+        with pytest.raises(BrokerError):
+            await node.subscribe(APP, "c")
+        with pytest.raises(BrokerError):
+            await node.publish(Envelope(APP, "c", b"x"))
+    finally:
+        await node.close()
+
+
+async def test_redis_hides_password_in_repr_and_logs(caplog: pytest.LogCaptureFixture) -> None:
+    if not RedisServer.available():
+        pytest.skip("redis-server is not installed")
+    caplog.set_level(logging.DEBUG)
+    secret = "s3cret-pw"
+    with RedisServer(extra_args=["--requirepass", secret]) as server:
+        node = RedisBroker(f"redis://:{secret}@127.0.0.1:{server.port}/0", "a", INTERVAL, TIMEOUT)
+        await node.start(Inbox().deliver)
+        try:
+            assert node.ready
+            assert await node.add_subscriber(APP, "c", "1.1") == 1
+            assert secret not in repr(node)
+            server.stop()
+            await wait_until(lambda: not node.ready)
+            with pytest.raises(BrokerError) as failure:
+                await node.members(APP, "presence-r")
+            assert secret not in str(failure.value)
+        finally:
+            await node.close()
+    assert secret not in caplog.text
+
+
+async def test_redis_counts_calls_and_errors_in_metrics(make_node: MakeNode) -> None:
+    metrics = Metrics()
+    a, _ = await make_node("a", metrics=metrics)
+    await a.add_subscriber(APP, "c", "1.1")
+    rendered = metrics.render().decode()
+    assert 'pusherd_broker_calls_total{op="add_subscriber"} 1.0' in rendered

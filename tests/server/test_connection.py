@@ -1,0 +1,232 @@
+"""One socket's life over a real loopback connection: handshake, errors, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+from dataclasses import replace
+
+import pytest
+
+from tests.server.conftest import APP, Client, Running, make_config, serve
+
+
+async def test_connection_established_has_socket_id_and_activity_timeout(
+    running: Running,
+) -> None:
+    async with Client.open(running.url()) as client:
+        message = await client.recv()
+        assert message["event"] == "pusher:connection_established"
+        assert isinstance(message["data"], str)  # double-encoded, as pusher-js expects
+        data = json.loads(message["data"])
+        assert re.fullmatch(r"\d+\.\d+", data["socket_id"])
+        assert data["activity_timeout"] == 120
+
+
+async def test_connection_socket_ids_are_unique(running: Running) -> None:
+    ids = set()
+    for _ in range(5):
+        async with Client.open(running.url()) as client:
+            ids.add(await client.established())
+    assert len(ids) == 5
+
+
+@pytest.mark.parametrize(
+    ("key", "query", "code"),
+    [
+        ("unknown", "?protocol=7", 4001),
+        ("app-key", "?protocol=3", 4007),
+        ("app-key", "?protocol=abc", 4006),
+        ("app-key", "", 4008),
+    ],
+)
+async def test_connection_fatal_handshake_errors_send_error_then_close_with_code(
+    running: Running, key: str, query: str, code: int
+) -> None:
+    async with Client.open(running.url(key, query)) as client:
+        message = await client.recv()
+        assert message == {
+            "event": "pusher:error",
+            "data": {"code": code, "message": message["data"]["message"]},
+        }
+        assert (await client.closed())[0] == code
+
+
+async def test_connection_without_protocol_but_with_version_is_accepted(running: Running) -> None:
+    async with Client.open(running.url(query="?client=js&version=8.4.0")) as client:
+        await client.established()
+
+
+async def test_connection_to_unknown_path_is_closed_with_4005(running: Running) -> None:
+    async with Client.open(f"ws://127.0.0.1:{running.port}/socket/app-key") as client:
+        assert (await client.recv())["data"]["code"] == 4005
+        assert (await client.closed())[0] == 4005
+
+
+async def test_connection_to_disabled_app_is_closed_with_4003() -> None:
+    async with serve(make_config(replace(APP, enabled=False))) as r, Client.open(r.url()) as c:
+        assert (await c.recv())["data"]["code"] == 4003
+        assert (await c.closed())[0] == 4003
+
+
+async def test_connection_origin_not_allowed_is_closed_with_4009() -> None:
+    app = replace(APP, allowed_origins=("https://*.example.com",))
+    async with serve(make_config(app)) as r:
+        async with Client.open(r.url(), origin="https://evil.test") as client:  # type: ignore[arg-type]
+            assert (await client.recv())["data"]["code"] == 4009
+            assert (await client.closed())[0] == 4009
+        async with Client.open(r.url(), origin="https://app.example.com") as client:  # type: ignore[arg-type]
+            await client.established()
+
+
+async def test_connection_over_node_capacity_is_closed_with_4100() -> None:
+    async with serve(make_config(max_connections=1)) as r, Client.open(r.url()) as first:
+        await first.established()
+        async with Client.open(r.url()) as second:
+            assert (await second.recv())["data"]["code"] == 4100
+            assert (await second.closed())[0] == 4100
+
+
+async def test_connection_over_app_quota_is_closed_with_4004() -> None:
+    async with serve(make_config(replace(APP, max_connections=1))) as r:
+        async with Client.open(r.url()) as first:
+            await first.established()
+            async with Client.open(r.url()) as second:
+                assert (await second.recv())["data"]["code"] == 4004
+                assert (await second.closed())[0] == 4004
+        # the slot is released when the first socket leaves
+        async with asyncio.timeout(5):
+            while await r.node.broker.connection_count(APP.id):
+                await asyncio.sleep(0.02)
+        async with Client.open(r.url()) as third:
+            await third.established()
+
+
+async def test_connection_answers_pusher_ping_with_pong(running: Running) -> None:
+    async with Client.open(running.url()) as client:
+        await client.established()
+        await client.send("pusher:ping")
+        assert await client.recv() == {"event": "pusher:pong", "data": "{}"}
+
+
+async def test_connection_answers_protocol_ping_frames(running: Running) -> None:
+    async with Client.open(running.url()) as client:
+        await client.established()
+        pong = await client.ws.ping(b"abc")
+        async with asyncio.timeout(5):
+            await pong
+
+
+@pytest.mark.parametrize(
+    ("frame", "fragment"),
+    [
+        ("not json", "Invalid JSON"),
+        ("[1, 2]", "must be JSON objects"),
+        ('{"event": 5}', "'event'"),
+        ('{"event": "pusher:subscribe", "data": [1]}', "'data'"),
+        ('{"event": "pusher:subscribe", "data": "not json"}', "'data'"),
+        ('{"event": "pusher:nonsense", "data": {}}', "Unsupported event"),
+        ('{"event": "x", "channel": 5}', "'channel'"),
+    ],
+)
+async def test_connection_bad_messages_get_an_error_and_the_socket_stays_open(
+    running: Running, frame: str, fragment: str
+) -> None:
+    async with Client.open(running.url()) as client:
+        await client.established()
+        await client.ws.send(frame)
+        message = await client.recv()
+        assert message["event"] == "pusher:error"
+        assert message["data"]["code"] is None
+        assert fragment in message["data"]["message"]
+        await client.send("pusher:ping")
+        assert (await client.recv())["event"] == "pusher:pong"
+
+
+async def test_connection_binary_frames_get_an_error_and_the_socket_stays_open(
+    running: Running,
+) -> None:
+    async with Client.open(running.url()) as client:
+        await client.established()
+        await client.ws.send(b'{"event":"pusher:ping"}')
+        message = await client.recv()
+        assert message["event"] == "pusher:error"
+        assert "Binary" in message["data"]["message"]
+        await client.send("pusher:ping")
+        assert (await client.recv())["event"] == "pusher:pong"
+
+
+async def test_connection_oversized_frame_is_closed_with_1009(running: Running) -> None:
+    async with Client.open(running.url(), max_size=None) as client:
+        await client.established()
+        await client.ws.send("x" * (200 * 1024))
+        code, _ = await client.closed()
+        assert code == 1009
+
+
+async def test_connection_subscribe_with_wrong_types_gets_subscription_error(
+    running: Running,
+) -> None:
+    async with Client.open(running.url()) as client:
+        await client.established()
+        await client.send("pusher:subscribe", {"channel": 42})
+        first = await client.recv()
+        assert first["event"] == "pusher:subscription_error"
+        assert first["data"]["status"] == 400
+        assert (await client.recv())["event"] == "pusher:error"
+        await client.send("pusher:subscribe", {"channel": "#secret"})
+        assert (await client.recv())["event"] == "pusher:subscription_error"
+        assert (await client.recv())["event"] == "pusher:error"
+        ok = await client.subscribe("still-works")
+        assert ok["event"] == "pusher_internal:subscription_succeeded"
+
+
+async def test_connection_subscribe_flood_is_bounded_and_others_unaffected(
+    running: Running,
+) -> None:
+    async with Client.open(running.url()) as flooder, Client.open(running.url()) as other:
+        await flooder.established()
+        await other.established()
+        assert (await other.subscribe("calm"))["event"].endswith("subscription_succeeded")
+        for index in range(1100):
+            await flooder.send("pusher:subscribe", {"channel": f"flood-{index}", "auth": ""})
+        succeeded = errors = 0
+        async with asyncio.timeout(20):
+            while succeeded + errors < 1100:
+                message = await flooder.recv()
+                if message["event"] == "pusher_internal:subscription_succeeded":
+                    succeeded += 1
+                elif message["event"] == "pusher:subscription_error":
+                    errors += 1
+        assert succeeded == 1000
+        assert errors == 100
+        await asyncio.to_thread(running.sdk().trigger, "calm", "still", "here")
+        assert (await other.recv())["event"] == "still"
+
+
+async def test_connection_plain_http_upgrade_with_wrong_version_gets_426(
+    running: Running,
+) -> None:
+    def request() -> bytes:
+        with socket.create_connection(("127.0.0.1", running.port), timeout=5) as sock:
+            sock.sendall(
+                b"GET /app/app-key?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                b"Sec-WebSocket-Version: 8\r\n\r\n"
+            )
+            return sock.recv(4096)
+
+    response = await asyncio.to_thread(request)
+    assert response.startswith(b"HTTP/1.1 426")
+    assert b"sec-websocket-version: 13" in response.lower()
+
+
+async def test_connection_server_shutdown_closes_sockets_with_4200() -> None:
+    async with serve(make_config()) as r, Client.open(r.url()) as client:
+        await client.established()
+        await r.node.stop(1.0)
+        message = await client.recv()
+        assert message["data"]["code"] == 4200
+        assert (await client.closed())[0] == 4200

@@ -1,0 +1,102 @@
+"""The node's sweep (pings, 4201, slow sockets) and its health endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+
+import httpx
+
+from tests.server.conftest import Client, Running, make_config, serve
+
+
+async def test_sweep_pings_idle_sockets_then_closes_silent_ones_with_4201(
+    running: Running,
+) -> None:
+    node = running.node
+    async with Client.open(running.url()) as client:
+        await client.established()
+        node.sweep(node.clock() + 121)  # idle longer than activity_timeout (120 s)
+        assert await client.recv() == {"event": "pusher:ping", "data": "{}"}
+        node.sweep(node.clock() + 121 + 31)  # no answer within pong_timeout (30 s)
+        message = await client.recv()
+        assert message["data"]["code"] == 4201
+        assert (await client.closed())[0] == 4201
+
+
+async def test_sweep_keeps_sockets_that_answer_the_ping(running: Running) -> None:
+    node = running.node
+    async with Client.open(running.url()) as client:
+        await client.established()
+        node.sweep(node.clock() + 121)
+        assert (await client.recv())["event"] == "pusher:ping"
+        await client.send("pusher:pong")
+        await client.send("pusher:ping")
+        assert (await client.recv())["event"] == "pusher:pong"  # the pong was processed
+        node.sweep(node.clock() + 31)
+        await client.send("pusher:ping")
+        assert (await client.recv())["event"] == "pusher:pong"
+
+
+async def test_slow_consumer_is_cut_off_and_others_get_every_event() -> None:
+    async with serve(make_config(max_write_buffer_kb=64)) as r:
+        # A raw socket that subscribes and then never reads again.
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", r.port))
+        stalled, writer = await asyncio.open_connection(sock=sock)
+        try:
+            writer.write(
+                b"GET /app/app-key?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                b"Sec-WebSocket-Version: 13\r\n\r\n"
+            )
+            async with asyncio.timeout(5):
+                await stalled.readuntil(b"connection_established")
+            payload = json.dumps({"event": "pusher:subscribe", "data": {"channel": "firehose"}})
+            writer.write(bytes([0x81, 0x80 | len(payload)]) + b"\0\0\0\0" + payload.encode())
+            async with Client.open(r.url()) as reader:
+                await reader.established()
+                await reader.subscribe("firehose")
+                async with asyncio.timeout(5):
+                    while r.node.hub.local_count("12345", "firehose") < 2:
+                        await asyncio.sleep(0.01)
+                sdk = r.sdk()
+                blob = "x" * 9000
+                for batch in range(100):
+                    events = [
+                        {"channel": "firehose", "name": "big", "data": f"{batch}.{i}:{blob}"}
+                        for i in range(10)
+                    ]
+                    await asyncio.to_thread(sdk.trigger_batch, events)
+                    for i in range(10):
+                        message = await reader.recv()
+                        assert message["data"].startswith(f"{batch}.{i}:")
+                cut = [c for c in r.node.connections if c.close_code == 4100]
+                assert len(cut) == 1
+                assert cut[0].transport.get_write_buffer_size() < 1024 * 1024  # bounded
+                metrics = r.node.metrics.render().decode()
+                assert 'pusherd_slow_consumer_disconnects_total{app_id="12345"} 1.0' in metrics
+                # It never reads its close frame; the sweep drops it after a grace period.
+                r.node.sweep(r.node.clock() + 60)
+                async with asyncio.timeout(5):
+                    while r.node.hub.local_count("12345", "firehose") > 1:
+                        await asyncio.sleep(0.01)
+        finally:
+            writer.close()
+
+
+async def test_health_up_ready_and_metrics(running: Running) -> None:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{running.port}") as http:
+        assert (await http.get("/up")).status_code == 200
+        assert (await http.get("/ready")).json() == {"ready": True}
+        async with Client.open(running.url()) as client:
+            await client.established()
+            text = (await http.get("/metrics")).text
+            assert 'pusherd_connected{app_id="12345"} 1.0' in text
+            assert "pusherd_new_connections_total" in text
+        running.node.draining = True
+        assert (await http.get("/ready")).status_code == 503
+        running.node.draining = False
