@@ -99,11 +99,12 @@ def _banner(config: Config) -> None:
         f"(driver {config.scaling.driver}, node {config.scaling.node_id})"
     ]
     for app in config.apps:
+        # The built-in dev secret is public knowledge; any other secret stays hidden.
+        secret = "app-secret (the development default)" if app.secret == "app-secret" else "***"
+        lines.append(f"  app id={app.id} key={app.key} secret={secret}")
         lines.append(
-            f"  app id={app.id} key={app.key} secret={'*' * 8} -> {ws}://{base}/app/{app.key}"
+            f"    websocket {ws}://{base}/app/{app.key}  rest {scheme}://{base}/apps/{app.id}"
         )
-    if any(app.secret == "app-secret" for app in config.apps):
-        lines.append("  dev app secret is 'app-secret' (change it outside development)")
     print("\n".join(lines), flush=True)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,7 @@ class Hub:
         self._channels: dict[ChannelKey, set[Connection]] = {}
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
+        self._queued_at = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self.metrics = metrics
         self.max_buffer = max_buffer
@@ -123,6 +125,7 @@ class Hub:
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
         self._flush_scheduled = True
+        self._queued_at = time.perf_counter()
         loop.call_soon(self.flush)
 
     def flush(self) -> None:
@@ -140,3 +143,5 @@ class Hub:
             transport.write(out[0] if len(out) == 1 else b"".join(out))
             if transport.get_write_buffer_size() > limit:
                 conn.overflow()
+        if dirty:
+            self.metrics.publish_latency(time.perf_counter() - self._queued_at)

@@ -30,6 +30,7 @@ from pusherd.server.connection import Connection
 from pusherd.server.handshake import Request
 from pusherd.server.hub import Hub
 from pusherd.server.membership import Membership
+from pusherd.server.metrics_port import MetricsListener
 from pusherd.webhooks import WebhookSender
 
 __all__ = ["Node"]
@@ -73,7 +74,7 @@ class Node:
         self.started = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
-        self._established = encode_event  # kept for symmetry with tests
+        self.metrics_listener: MetricsListener | None = None
 
     def __repr__(self) -> str:
         return f"Node(id={self.config.scaling.node_id!r}, connections={len(self.connections)})"
@@ -82,6 +83,11 @@ class Node:
     async def start(self) -> None:
         await self.broker.start(self.deliver, self._reaped)
         await self.webhooks.start()
+        if self.config.metrics.enabled and self.config.metrics.port:
+            self.metrics_listener = MetricsListener(
+                self.metrics, self.config.server.host, self.config.metrics.port
+            )
+            await self.metrics_listener.start()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
         self.started = True
 
@@ -96,6 +102,8 @@ class Node:
         if pending:
             await asyncio.wait(pending, timeout=max(0.1, grace / 2))
         await self.webhooks.stop(grace / 2)
+        if self.metrics_listener is not None:
+            await self.metrics_listener.close()
         try:
             await self.broker.close()
         except BrokerError as exc:

@@ -8,6 +8,7 @@ which the server must deliver after X would have been.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
@@ -15,7 +16,9 @@ from typing import Any
 import pusher
 import pytest
 
-from .conftest import APP, COUNT_APP, DISABLED_APP, Launch, NodeClient
+from tests.server_process import ServerProcess
+
+from .conftest import APP, COUNT_APP, DISABLED_APP, SERVER_CONFIG, Launch, NodeClient
 
 pytestmark = pytest.mark.node
 
@@ -603,3 +606,35 @@ async def test_disabled_app_closes_4003_and_pusher_js_stops(launch: Launch) -> N
     assert len(client.seen(t="ws_connecting")) == 1
     errors = client.received("pusher:error")
     assert errors and _error_data(errors[0]).get("code") == 4003, "§5: pusher:error first"
+
+
+# -- shutdown and restart (§1.5, §5) -----------------------------------------------------------
+
+
+async def test_shutdown_closes_4200_and_pusher_js_resubscribes_after_restart(
+    launch: Launch, uid: str
+) -> None:
+    channel = f"private-restart-{uid}"
+    first = ServerProcess(SERVER_CONFIG)
+    second = ServerProcess(SERVER_CONFIG, port=first.port)
+    try:
+        await asyncio.to_thread(first.start)
+        client = await launch(port=first.port)
+        await client.connected()
+        await client.subscribe(channel)
+        await client.subscribed(channel)
+        await asyncio.to_thread(first.stop)
+        close = await client.closed()
+        assert close["code"] == 4200, f"§5: a graceful shutdown closes with 4200, got {close}"
+        state = await client.expect(lambda e: e["previous"] == "connected", t="state")
+        assert state["current"] == "connecting", "4200 means: reconnect at once"
+        await asyncio.to_thread(second.start)
+        # pusher-js's own retry loop waits 15 s after a refused attempt; skip the wait.
+        await client.send("disconnect")
+        await client.send("connect")
+        await client.expect(t="connected")
+        # pusher-js re-subscribes its channels (re-authorizing with the new socket id).
+        await client.subscribed(channel)
+    finally:
+        first.cleanup()
+        second.cleanup()

@@ -19,7 +19,7 @@
 //   options       extra pusher-js (or Echo) options, merged last
 //   log           true: also print pusher-js's own log lines as {"t":"log"}
 //
-// Output lines ("t" is the type):
+// Output lines ("t" is the type; every line also has "ms", milliseconds since the driver started):
 //   ready, state {previous,current}, connected {socket_id}, error {error},
 //   ws_connecting {url}, ws_open, ws_recv {raw,msg}, ws_send {raw,msg}, ws_close {code,reason},
 //   event {channel,event,data,metadata}   everything pusher-js emits on a subscribed channel
@@ -57,10 +57,11 @@ function safe(value) {
   );
 }
 
+const started = Date.now();
 function out(obj) {
   let line;
   try {
-    line = JSON.stringify(obj);
+    line = JSON.stringify({ ...obj, ms: Date.now() - started });
   } catch (e) {
     line = JSON.stringify({ t: 'unserializable', what: String(obj && obj.t), error: String(e) });
   }

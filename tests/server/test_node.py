@@ -100,3 +100,24 @@ async def test_health_up_ready_and_metrics(running: Running) -> None:
         running.node.draining = True
         assert (await http.get("/ready")).status_code == 503
         running.node.draining = False
+
+
+async def test_metrics_on_a_separate_port_and_publish_latency_recorded() -> None:
+    from dataclasses import replace
+
+    from pusherd.config import MetricsConfig
+    from tests.server_process import free_port
+
+    port = free_port()
+    config = replace(make_config(), metrics=MetricsConfig(port=port))
+    async with serve(config) as r:
+        async with Client.open(r.url()) as client:
+            await client.established()
+            await client.subscribe("m")
+            await asyncio.to_thread(r.sdk().trigger, "m", "e", {})
+            await client.recv()
+        async with httpx.AsyncClient() as http:
+            response = await http.get(f"http://127.0.0.1:{port}/metrics")
+            assert response.status_code == 200
+            assert "pusherd_publish_to_write_seconds_count 1.0" in response.text
+            assert (await http.get(f"http://127.0.0.1:{port}/other")).status_code == 404
