@@ -26,7 +26,7 @@ from pusherd.errors import (
     PusherError,
     SubscriptionError,
 )
-from pusherd.protocol.actions import Action, Send
+from pusherd.protocol.actions import Action, Send, Unsubscribe
 from pusherd.protocol.frames import (
     CloseStatus,
     FrameError,
@@ -221,8 +221,11 @@ class Connection(asyncio.Protocol):
         for action in actions:
             if type(action) is Send:
                 self.send(action.payload)
-            else:
-                pending.append(action)
+                continue
+            if type(action) is Unsubscribe:
+                # Stop delivery now, not one loop turn later when the task runs.
+                self.node.membership.drop_local(self, action.channel)
+            pending.append(action)
         if pending:
             self.task = asyncio.get_running_loop().create_task(self._run(pending))
 

@@ -387,6 +387,41 @@ async def test_client_event_on_unsubscribed_channel_is_refused(
     assert outsider.seen(t="ws_close") == []
 
 
+async def test_client_events_over_rate_limit_get_4301(
+    launch: Launch, sdk: pusher.Pusher, uid: str
+) -> None:
+    """§1.12 rule 6: at most 10 client events per second per connection; excess gets 4301."""
+    channel = f"private-flood-{uid}"
+    sender = await _subscribed_client(launch, channel)
+    listener = await _subscribed_client(launch, channel)
+    assert await sender.send("trigger_many", channel=channel, event="client-flood", count=15) == 15
+    error = await sender.recv("pusher:error")
+    assert _error_data(error).get("code") == 4301, error
+    await _barrier(sdk, channel, listener)
+    delivered = len(listener.received("client-flood", channel))
+    assert 1 <= delivered <= 10, f"{delivered} of 15 client events got through"
+
+
+# -- channel names (§1.6) ----------------------------------------------------------------------
+
+
+async def test_invalid_channel_name_is_refused_and_socket_kept(
+    launch: Launch, sdk: pusher.Pusher, uid: str
+) -> None:
+    bad, good = f"bad name!{uid}", f"good-{uid}"
+    client = await launch()
+    await client.connected()
+    await client.subscribe(bad)
+    await client.subscribe(good)
+    await client.subscribed(good)
+    sdk.trigger(good, "barrier", {})
+    await client.event(good, "barrier")
+    assert client.received("pusher_internal:subscription_succeeded", bad) == []
+    errors = client.received("pusher:subscription_error", bad) + client.received("pusher:error")
+    assert errors, "§1.6: an invalid name is refused with an error, not ignored"
+    assert client.seen(t="ws_close") == []
+
+
 # -- encrypted channels (§1.9) -----------------------------------------------------------------
 
 

@@ -32,6 +32,7 @@
 //
 // Commands (one JSON object per stdin line, field "cmd"):
 //   subscribe {channel, bad?}  unsubscribe {channel}  trigger {channel,event,data}
+//   trigger_many {channel,event,count}  (sends {i} payloads back to back, in one tick)
 //   send_event {event,data,channel?}  signin  connect  disconnect  state  members {channel}  exit
 //   echo_channel {name, type: public|private|encrypted|presence, listen?: [names],
 //                 whispers?: [names], notification?: bool}
@@ -341,6 +342,15 @@ const handlers = {
     const channel = pusher.channel(cmd.channel);
     if (!channel) throw new Error('not subscribed: ' + cmd.channel);
     return channel.trigger(cmd.event, cmd.data);
+  },
+  trigger_many(cmd) {
+    const channel = pusher.channel(cmd.channel);
+    if (!channel) throw new Error('not subscribed: ' + cmd.channel);
+    let sent = 0;
+    for (let i = 0; i < cmd.count; i++) {
+      if (channel.trigger(cmd.event, { i })) sent += 1;
+    }
+    return sent;
   },
   send_event(cmd) {
     return pusher.send_event(cmd.event, cmd.data, cmd.channel);
