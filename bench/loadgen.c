@@ -15,8 +15,9 @@
  *   pub    signed REST POST /apps/{id}/events over --conns keep-alive connections (reconnecting
  *          when the server closes), at --rate events/s (0 = as fast as responses come back) for
  *          --duration seconds, round-robin over the channels; prints one JSON line at the end.
- *   churn  --conns slots, each looping connect, subscribe, close handshake, for --duration
- *          seconds; prints one JSON line (completed cycles, errors, own CPU).
+ *   churn  --concurrency slots, each looping connect, subscribe, close handshake, for
+ *          --duration seconds (at most --rate cycles/s when > 0); prints one JSON line
+ *          (completed cycles, errors, own CPU).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -427,7 +428,10 @@ static void on_readable(conn_t *c) {
 /* ---------- sub / churn ---------- */
 
 static int next_idx = 0, active = 0;
-static double t_end;
+static double t_end, t_start;
+
+/* churn --rate: may another cycle start now? */
+static int churn_allowed(double t) { return rate <= 0 || (double)started < rate * (t - t_start); }
 
 static void start_more(void) {
     while (active < concurrency && next_idx < nconns) {
@@ -468,7 +472,8 @@ static void on_closed(conn_t *c, int error) {
     /* churn: count and restart the slot */
     if (error) errors++;
     else cycles++;
-    if (now_s() < t_end) {
+    double t = now_s();
+    if (t < t_end && churn_allowed(t)) {
         c->idx = next_idx++;
         if (ws_open(c) < 0) errors++;
         started++;
@@ -561,6 +566,7 @@ static int run_sub(void) {
 static int run_churn(void) {
     struct epoll_event evs[512];
     double t0 = now_s(), c0 = cpu_self();
+    t_start = t0;
     t_end = t0 + duration;
     nconns = 1 << 30; /* idx keeps growing: unique user ids */
     next_idx = 0;
@@ -578,7 +584,15 @@ static int run_churn(void) {
         int live = 0;
         for (int i = 0; i < concurrency; i++) {
             conn_t *c = &conns[i];
-            if (c->state == ST_FREE) continue;
+            if (c->state == ST_FREE) {
+                if (t < t_end && churn_allowed(t)) {
+                    c->idx = next_idx++;
+                    started++;
+                    if (ws_open(c) < 0) errors++;
+                    else live++;
+                }
+                continue;
+            }
             live++;
             if (c->state == ST_CLOSING && t > c->deadline) on_closed(c, 0);
         }

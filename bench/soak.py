@@ -30,6 +30,7 @@ CHANNELS = 10
 RATE = 50  # events/s over all channels: 5,000 deliveries/s
 PADDING = 1000  # bytes per event, so slow consumers fill their buffers
 SLOW = 5
+CHURN_RATE = 200  # connect+subscribe+close cycles/s
 SAMPLE_EVERY = 5.0
 
 
@@ -92,7 +93,9 @@ def run_soak(name: str, binary: Path, seconds: float, results: Path) -> list[Fig
                 padding=PADDING,
             )
         )
-        procs.append(churn_process(binary, server.port, duration=seconds, concurrency=2))
+        procs.append(
+            churn_process(binary, server.port, duration=seconds, concurrency=4, rate=CHURN_RATE)
+        )
         end = t0 + seconds
         while True:
             now = time.monotonic()
@@ -142,7 +145,7 @@ def run_soak(name: str, binary: Path, seconds: float, results: Path) -> list[Fig
     first_half = [r[1] for r in rows[: max(len(rows) // 2, 1)]]
     last = rows[-1]
     note = (
-        f"{seconds / 60:.0f} min, loss {loss}, dups {st['dups']}, {churn['cycles']} churn cycles, "
+        f"{seconds / 60:.1f} min, loss {loss}, dups {st['dups']}, {churn['cycles']} churn cycles, "
         f"slow consumers cut off {cut}/{SLOW}"
     )
     return [

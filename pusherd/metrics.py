@@ -5,20 +5,68 @@ Names follow the soketi/sockudo dashboards where a counterpart exists (``connect
 (default ``pusherd_``). Each ``Metrics`` owns a private ``CollectorRegistry`` so tests
 and several apps in one process never share counters.
 
-Hot paths call one verb per fan-out (``messages_sent(app, n, bytes)``), never one per
-socket.
+Counters and gauges on the hot paths are plain integers in a dict, turned into
+Prometheus families only when ``/metrics`` is scraped: a ``prometheus_client``
+``Counter.inc`` takes a lock and a label lookup, which is too much per message.
+Histograms (REST latency, webhook latency, publish-to-write) stay native.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.metrics import MetricWrapperBase
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+# name -> (kind, help, label names)
+_FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "connected": ("gauge", "Open WebSocket connections", ("app_id",)),
+    "new_connections": ("counter", "WebSocket connections opened", ("app_id",)),
+    "new_disconnections": ("counter", "WebSocket connections closed", ("app_id", "code")),
+    "ws_messages_received": ("counter", "WebSocket messages received", ("app_id",)),
+    "ws_messages_sent": ("counter", "WebSocket messages sent", ("app_id",)),
+    "socket_received_bytes": ("counter", "Bytes received on WebSockets", ("app_id",)),
+    "socket_transmitted_bytes": ("counter", "Bytes sent on WebSockets", ("app_id",)),
+    "subscriptions": ("gauge", "Channel subscriptions on this node", ("app_id",)),
+    "channels": ("gauge", "Channels with local subscribers on this node", ("app_id",)),
+    "presence_members": ("gauge", "Presence members joined from this node", ("app_id",)),
+    "client_events": ("counter", "Client events relayed", ("app_id",)),
+    "http_calls_received": ("counter", "REST API calls", ("endpoint", "status")),
+    "http_received_bytes": ("counter", "REST API request bytes", ()),
+    "http_transmitted_bytes": ("counter", "REST API response bytes", ()),
+    "webhooks": ("counter", "Webhook deliveries by outcome", ("app_id", "outcome")),
+    "webhook_queue_depth": ("gauge", "Webhook events waiting for delivery", ()),
+    "slow_consumer_disconnects": ("counter", "Sockets cut off for not reading", ("app_id",)),
+    "rate_limited": ("counter", "Requests or events refused by a limit", ("app_id", "limit")),
+    "broker_calls": ("counter", "Broker round-trips", ("op",)),
+    "broker_errors": ("counter", "Broker failures", ("op",)),
+}
+
+
+class _Values(Collector):
+    """Plain-number counters and gauges, exposed as Prometheus families on scrape."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.values: dict[str, dict[tuple[str, ...], float]] = {name: {} for name in _FAMILIES}
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        for name, (kind, text, labels) in _FAMILIES.items():
+            family: CounterMetricFamily | GaugeMetricFamily
+            if kind == "counter":
+                family = CounterMetricFamily(self.prefix + name, text, labels=labels)
+            else:
+                family = GaugeMetricFamily(self.prefix + name, text, labels=labels)
+            for label_values, value in list(self.values[name].items()):
+                family.add_metric(list(label_values), value)
+            yield family
 
 
 class Metrics:
@@ -27,162 +75,121 @@ class Metrics:
     def __init__(self, prefix: str = "pusherd_", node_id: str = "") -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.node_id = node_id
-        p = prefix
+        self._values = _Values(prefix)
+        self.registry.register(self._values)
+        v = self._values.values
+        self._connected = v["connected"]
+        self._opened = v["new_connections"]
+        self._closed = v["new_disconnections"]
+        self._received = v["ws_messages_received"]
+        self._sent = v["ws_messages_sent"]
+        self._rx = v["socket_received_bytes"]
+        self._tx = v["socket_transmitted_bytes"]
         r = self.registry
-        app = ["app_id"]
-        self._connected = Gauge(f"{p}connected", "Open WebSocket connections", app, registry=r)
-        self._new_connections = Counter(
-            f"{p}new_connections", "WebSocket connections opened", app, registry=r
-        )
-        self._new_disconnections = Counter(
-            f"{p}new_disconnections", "WebSocket connections closed", ["app_id", "code"], registry=r
-        )
-        self._ws_received = Counter(
-            f"{p}ws_messages_received", "WebSocket messages received", app, registry=r
-        )
-        self._ws_sent = Counter(f"{p}ws_messages_sent", "WebSocket messages sent", app, registry=r)
-        self._socket_rx = Counter(
-            f"{p}socket_received_bytes", "Bytes received on WebSockets", app, registry=r
-        )
-        self._socket_tx = Counter(
-            f"{p}socket_transmitted_bytes", "Bytes sent on WebSockets", app, registry=r
-        )
-        self._subscriptions = Gauge(
-            f"{p}subscriptions", "Channel subscriptions on this node", app, registry=r
-        )
-        self._channels = Gauge(
-            f"{p}channels", "Channels with local subscribers on this node", app, registry=r
-        )
-        self._members = Gauge(
-            f"{p}presence_members", "Presence members joined from this node", app, registry=r
-        )
-        self._client_events = Counter(f"{p}client_events", "Client events relayed", app, registry=r)
-        self._http_calls = Counter(
-            f"{p}http_calls_received", "REST API calls", ["endpoint", "status"], registry=r
-        )
         self._http_latency = Histogram(
-            f"{p}http_request_duration_seconds",
+            f"{prefix}http_request_duration_seconds",
             "REST API latency",
             ["endpoint"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self._http_rx = Counter(f"{p}http_received_bytes", "REST API request bytes", registry=r)
-        self._http_tx = Counter(f"{p}http_transmitted_bytes", "REST API response bytes", registry=r)
         self._publish_latency = Histogram(
-            f"{p}publish_to_write_seconds",
+            f"{prefix}publish_to_write_seconds",
             "Time from REST publish to socket write",
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self._webhooks = Counter(
-            f"{p}webhooks", "Webhook deliveries by outcome", ["app_id", "outcome"], registry=r
-        )
         self._webhook_latency = Histogram(
-            f"{p}webhook_delivery_seconds",
+            f"{prefix}webhook_delivery_seconds",
             "Time from event to acknowledged webhook",
-            app,
+            ["app_id"],
             buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
             registry=r,
         )
-        self._webhook_queue = Gauge(
-            f"{p}webhook_queue_depth", "Webhook events waiting for delivery", registry=r
-        )
-        self._slow = Counter(
-            f"{p}slow_consumer_disconnects", "Sockets cut off for not reading", app, registry=r
-        )
-        self._rate_limited = Counter(
-            f"{p}rate_limited",
-            "Requests or events refused by a limit",
-            ["app_id", "limit"],
-            registry=r,
-        )
-        self._broker_calls = Counter(f"{p}broker_calls", "Broker round-trips", ["op"], registry=r)
-        self._broker_errors = Counter(f"{p}broker_errors", "Broker failures", ["op"], registry=r)
-        self._children: dict[tuple[int, tuple[str, ...]], MetricWrapperBase] = {}
 
-    def _child(self, metric: MetricWrapperBase, *labels: str) -> MetricWrapperBase:
-        key = (id(metric), labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
+    def _add(self, name: str, labels: tuple[str, ...], amount: float = 1) -> None:
+        values = self._values.values[name]
+        values[labels] = values.get(labels, 0) + amount
 
     # connections -----------------------------------------------------------------
     def connection_opened(self, app_id: str) -> None:
-        self._child(self._connected, app_id).inc()  # type: ignore[attr-defined]
-        self._child(self._new_connections, app_id).inc()  # type: ignore[attr-defined]
+        key = (app_id,)
+        self._connected[key] = self._connected.get(key, 0) + 1
+        self._opened[key] = self._opened.get(key, 0) + 1
 
     def connection_closed(self, app_id: str, code: int) -> None:
-        self._child(self._connected, app_id).dec()  # type: ignore[attr-defined]
-        self._child(self._new_disconnections, app_id, str(code)).inc()  # type: ignore[attr-defined]
+        key = (app_id,)
+        self._connected[key] = self._connected.get(key, 0) - 1
+        self._add("new_disconnections", (app_id, str(code)))
 
     def message_received(self, app_id: str, nbytes: int) -> None:
-        self._child(self._ws_received, app_id).inc()  # type: ignore[attr-defined]
-        self._child(self._socket_rx, app_id).inc(nbytes)  # type: ignore[attr-defined]
+        key = (app_id,)
+        self._received[key] = self._received.get(key, 0) + 1
+        self._rx[key] = self._rx.get(key, 0) + nbytes
 
     def messages_sent(self, app_id: str, count: int, nbytes: int) -> None:
         """Count ``count`` messages totalling ``nbytes`` (one call per fan-out)."""
-        self._child(self._ws_sent, app_id).inc(count)  # type: ignore[attr-defined]
-        self._child(self._socket_tx, app_id).inc(nbytes)  # type: ignore[attr-defined]
+        key = (app_id,)
+        self._sent[key] = self._sent.get(key, 0) + count
+        self._tx[key] = self._tx.get(key, 0) + nbytes
 
     def slow_consumer(self, app_id: str) -> None:
-        self._child(self._slow, app_id).inc()  # type: ignore[attr-defined]
+        self._add("slow_consumer_disconnects", (app_id,))
 
     # channels --------------------------------------------------------------------
     def subscribed(self, app_id: str, delta: int = 1) -> None:
-        self._child(self._subscriptions, app_id).inc(delta)  # type: ignore[attr-defined]
+        self._add("subscriptions", (app_id,), delta)
 
     def channel_opened(self, app_id: str, delta: int = 1) -> None:
-        self._child(self._channels, app_id).inc(delta)  # type: ignore[attr-defined]
+        self._add("channels", (app_id,), delta)
 
     def member_joined(self, app_id: str, delta: int = 1) -> None:
-        self._child(self._members, app_id).inc(delta)  # type: ignore[attr-defined]
+        self._add("presence_members", (app_id,), delta)
 
     def client_event(self, app_id: str) -> None:
-        self._child(self._client_events, app_id).inc()  # type: ignore[attr-defined]
+        self._add("client_events", (app_id,))
 
     def rate_limited(self, app_id: str, limit: str) -> None:
-        self._child(self._rate_limited, app_id, limit).inc()  # type: ignore[attr-defined]
+        self._add("rate_limited", (app_id, limit))
 
     # REST ------------------------------------------------------------------------
     def http_request(
         self, endpoint: str, status: int, seconds: float, received: int = 0, sent: int = 0
     ) -> None:
-        self._child(self._http_calls, endpoint, str(status)).inc()  # type: ignore[attr-defined]
-        self._child(self._http_latency, endpoint).observe(seconds)  # type: ignore[attr-defined]
+        self._add("http_calls_received", (endpoint, str(status)))
+        self._http_latency.labels(endpoint).observe(seconds)
         if received:
-            self._http_rx.inc(received)
+            self._add("http_received_bytes", (), received)
         if sent:
-            self._http_tx.inc(sent)
+            self._add("http_transmitted_bytes", (), sent)
 
     def publish_latency(self, seconds: float) -> None:
         self._publish_latency.observe(seconds)
 
     # webhooks --------------------------------------------------------------------
     def webhook_sent(self, app_id: str, seconds: float) -> None:
-        self._child(self._webhooks, app_id, "sent").inc()  # type: ignore[attr-defined]
-        self._child(self._webhook_latency, app_id).observe(seconds)  # type: ignore[attr-defined]
+        self._add("webhooks", (app_id, "sent"))
+        self._webhook_latency.labels(app_id).observe(seconds)
 
     def webhook_failed(self, app_id: str) -> None:
         """One attempt failed (it will be retried unless the budget is spent)."""
-        self._child(self._webhooks, app_id, "failed").inc()  # type: ignore[attr-defined]
+        self._add("webhooks", (app_id, "failed"))
 
     def webhook_retried(self, app_id: str) -> None:
-        self._child(self._webhooks, app_id, "retried").inc()  # type: ignore[attr-defined]
+        self._add("webhooks", (app_id, "retried"))
 
     def webhook_dropped(self, app_id: str, count: int = 1) -> None:
-        self._child(self._webhooks, app_id, "dropped").inc(count)  # type: ignore[attr-defined]
+        self._add("webhooks", (app_id, "dropped"), count)
 
     def webhook_queue(self, depth: int) -> None:
-        self._webhook_queue.set(depth)
+        self._values.values["webhook_queue_depth"][()] = depth
 
     # broker ----------------------------------------------------------------------
     def broker_call(self, op: str) -> None:
-        self._child(self._broker_calls, op).inc()  # type: ignore[attr-defined]
+        self._add("broker_calls", (op,))
 
     def broker_error(self, op: str) -> None:
-        self._child(self._broker_errors, op).inc()  # type: ignore[attr-defined]
+        self._add("broker_errors", (op,))
 
     def render(self) -> bytes:
         """Return the Prometheus text exposition of every metric."""

@@ -178,7 +178,9 @@ class RedisBroker:
         self._closed = True
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            # the loops also stop on ``_closed``, should a library swallow the cancel
+            await asyncio.wait(self._tasks, timeout=_COMMAND_TIMEOUT)
         for name in list(self._pending):
             self._settle(name)
         self._channels.clear()
@@ -212,7 +214,8 @@ class RedisBroker:
                     await self._reader.send_command("SUBSCRIBE", name, check_health=False)
         try:
             # confirmed once Redis acknowledged it: later publishes reach this node
-            await asyncio.wait_for(asyncio.shield(future), _SUBSCRIBE_TIMEOUT)
+            async with asyncio.timeout(_SUBSCRIBE_TIMEOUT):
+                await asyncio.shield(future)
         except TimeoutError:
             if self._pending.get(name) is future:
                 del self._pending[name]
@@ -418,7 +421,7 @@ class RedisBroker:
         """Own the pub/sub connection: (re)connect, (re)subscribe, deliver."""
         delay = _BACKOFF[0]
         idle_timeout = max(self._timeout, 3 * self._interval)
-        while True:
+        while not self._closed:
             conn: AbstractConnection = self._reader_pool.make_connection()  # type: ignore[no-untyped-call]
             try:
                 await conn.connect()  # type: ignore[no-untyped-call]
@@ -468,7 +471,7 @@ class RedisBroker:
             self._settle(name)
 
     async def _beat_loop(self) -> None:
-        while True:
+        while not self._closed:
             self._wake.clear()
             try:
                 await self._beat()
@@ -479,7 +482,8 @@ class RedisBroker:
                     logger.warning("redis heartbeat failed: %s", exc)
                 self._state_ok = False
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval)
+                async with asyncio.timeout(self._interval):
+                    await self._wake.wait()
 
     async def _beat(self) -> None:
         if self._reader is not None:

@@ -1,4 +1,5 @@
-"""The Redis key layout of ``RedisBroker`` and its Lua scripts (``brokers/lua/*.lua``).
+"""The Redis key layout of ``RedisBroker``, and its Lua scripts (``brokers/lua/*.lua``)
+bound to one node as typed calls.
 
 Every key starts with ``pusherd:``. Channel names cannot contain ``:`` (Pusher protocol,
 "Channel naming"), so ``{app_id}:{channel}`` suffixes never collide::
@@ -24,14 +25,16 @@ them, so the scripts assume a single Redis (not Redis Cluster).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
+from redis.asyncio.client import Pipeline
 
-__all__ = ["NODES", "REAPER", "Scripts", "item", "key", "node_key"]
+from pusherd.protocol.presence import Member
+
+__all__ = ["NODES", "REAPER", "Mirror", "NodeScripts", "key"]
 
 NODES = "pusherd:nodes"
 REAPER = "pusherd:reaper"
@@ -55,36 +58,144 @@ def key(kind: str, *parts: str) -> str:
     return ":".join(("pusherd", kind, *parts))
 
 
-def node_key(kind: str, node_id: str) -> str:
-    """Return a node's ``items`` set or ``node`` heartbeat key."""
-    return f"pusherd:{kind}:{node_id}"
-
-
-def item(kind: str, *fields: str) -> str:
-    """Encode a node item (see the module docstring)."""
+def _item(kind: str, *fields: str) -> str:
     return "\n".join((kind, *fields))
 
 
-@dataclass(frozen=True, slots=True)
-class Scripts:
-    """The Lua scripts, registered on one client (``EVALSHA``, loaded on demand)."""
+@dataclass(slots=True)
+class Mirror:
+    """What one node added, kept locally to be re-applied after Redis lost it."""
 
-    add_connection: AsyncScript
-    add_subscriber: AsyncScript
-    channels: AsyncScript
-    heartbeat: AsyncScript
-    join_presence: AsyncScript
-    leave_presence: AsyncScript
-    reap: AsyncScript
-    remove_subscriber: AsyncScript
-    sign_in: AsyncScript
-    sign_out: AsyncScript
+    subscribers: set[tuple[str, str, str]] = field(default_factory=set)
+    presence: dict[tuple[str, str, str], Member] = field(default_factory=dict)
+    connections: set[tuple[str, str]] = field(default_factory=set)
+    users: set[tuple[str, str, str]] = field(default_factory=set)
 
-    @classmethod
-    def register(cls, client: Redis) -> Scripts:
+    def __len__(self) -> int:
+        return len(self.subscribers) + len(self.presence) + len(self.connections) + len(self.users)
+
+
+class NodeScripts:
+    """The scripts as calls on behalf of one node (``EVALSHA``, loaded on demand).
+
+    Every call takes an optional ``pipe`` to be queued in a transaction instead.
+    """
+
+    def __init__(self, client: Redis, node_id: str, node_timeout_ms: int) -> None:
         source = files("pusherd.brokers") / "lua"
-        scripts: dict[str, Any] = {
+        self._scripts = {
             name: client.register_script((source / f"{name}.lua").read_text("utf-8"))
             for name in _NAMES
         }
-        return cls(**scripts)
+        self._client = client
+        self._node = node_id
+        self._ttl = node_timeout_ms
+        self._items = f"pusherd:items:{node_id}"
+        self._beat = [f"pusherd:node:{node_id}", NODES]
+
+    async def _run(self, name: str, keys: list[str], args: list[Any], pipe: Pipeline | None) -> Any:
+        return await self._scripts[name](keys=keys, args=args, client=pipe)
+
+    # channels -----------------------------------------------------------------------
+    async def add_subscriber(
+        self, app: str, channel: str, socket: str, pipe: Pipeline | None = None
+    ) -> int:
+        keys = [key("s", app, channel), key("chs", app), self._items]
+        args = [socket, self._node, channel, _item("s", app, channel, socket)]
+        return int(await self._run("add_subscriber", keys, args, pipe))
+
+    async def remove_subscriber(self, app: str, channel: str, socket: str) -> int:
+        keys = [key("s", app, channel), key("chs", app), self._items]
+        args = [socket, _item("s", app, channel, socket), channel]
+        return int(await self._run("remove_subscriber", keys, args, None))
+
+    async def channels(self, app: str, prefix: str) -> list[tuple[str, int, int]]:
+        flat = await self._run("channels", [key("chs", app)], [app, prefix], None)
+        return [
+            (flat[i].decode(), int(flat[i + 1]), int(flat[i + 2])) for i in range(0, len(flat), 3)
+        ]
+
+    # presence -----------------------------------------------------------------------
+    async def join_presence(
+        self,
+        app: str,
+        channel: str,
+        socket: str,
+        member: Member,
+        max_members: int,
+        pipe: Pipeline | None = None,
+    ) -> Any:
+        """Return ``[is_new, stored member json, flat members, refused]``."""
+        args = [socket, member.user_id, member.to_json(), max_members]
+        args.append(_item("p", app, channel, socket))
+        return await self._run("join_presence", self._presence_keys(app, channel), args, pipe)
+
+    async def leave_presence(self, app: str, channel: str, socket: str) -> bytes | None:
+        args = [socket, _item("p", app, channel, socket)]
+        gone: bytes | None = await self._run(
+            "leave_presence", self._presence_keys(app, channel), args, None
+        )
+        return gone
+
+    def _presence_keys(self, app: str, channel: str) -> list[str]:
+        return [
+            key("pu", app, channel),
+            key("pc", app, channel),
+            key("ps", app, channel),
+            self._items,
+        ]
+
+    # users --------------------------------------------------------------------------
+    async def add_connection(
+        self, app: str, socket: str, limit: int, pipe: Pipeline | None = None
+    ) -> bool:
+        keys = [key("c", app), self._items]
+        args = [socket, self._node, limit, _item("c", app, socket)]
+        return bool(await self._run("add_connection", keys, args, pipe))
+
+    async def remove_connection(self, app: str, socket: str) -> None:
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.hdel(key("c", app), socket)
+            pipe.srem(self._items, _item("c", app, socket))
+            await pipe.execute()
+
+    async def sign_in(self, app: str, user: str, socket: str, pipe: Pipeline | None = None) -> bool:
+        keys = [key("u", app, user), self._items]
+        args = [socket, self._node, _item("u", app, user, socket)]
+        return bool(await self._run("sign_in", keys, args, pipe))
+
+    async def sign_out(self, app: str, user: str, socket: str) -> bool:
+        keys = [key("u", app, user), self._items]
+        return bool(
+            await self._run("sign_out", keys, [socket, _item("u", app, user, socket)], None)
+        )
+
+    # nodes --------------------------------------------------------------------------
+    async def heartbeat(self, pipe: Pipeline | None = None) -> bool:
+        """Refresh this node's heartbeat; return True if it was not registered."""
+        return bool(await self._run("heartbeat", self._beat, [self._node, self._ttl], pipe))
+
+    async def reap(self, node: str = "") -> list[tuple[str, str, str, str | None]]:
+        """Drop ``node``'s entries (every dead node's if empty); return what emptied:
+        ``(app_id, kind, channel, user_id)`` per member removed or channel vacated."""
+        flat = await self._run("reap", [], [node], None)
+        events = []
+        for i in range(0, len(flat), 4):
+            app, kind, channel, user = (part.decode() for part in flat[i : i + 4])
+            events.append((app, kind, channel, user or None))
+        return events
+
+    async def reset(self, mirror: Mirror) -> None:
+        """Make Redis hold exactly ``mirror`` for this node, in one transaction."""
+        async with self._client.pipeline(transaction=True) as pipe:
+            await self._run("reap", [], [self._node], pipe)
+            await self.heartbeat(pipe)
+            for app, channel, socket in mirror.subscribers:
+                await self.add_subscriber(app, channel, socket, pipe)
+            for (app, channel, socket), member in mirror.presence.items():
+                await self.join_presence(app, channel, socket, member, 0, pipe)
+            for app, socket in mirror.connections:
+                await self.add_connection(app, socket, 0, pipe)
+            for app, user, socket in mirror.users:
+                await self.sign_in(app, user, socket, pipe)
+            await pipe.execute()

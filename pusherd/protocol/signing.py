@@ -27,7 +27,7 @@ __all__ = [
 def sign(secret: str, message: str | bytes) -> str:
     """Return the hex HMAC-SHA256 of ``message`` under ``secret``."""
     data = message.encode() if isinstance(message, str) else message
-    return hmac.new(secret.encode(), data, hashlib.sha256).hexdigest()
+    return hmac.digest(secret.encode(), data, "sha256").hex()
 
 
 def auth_matches(key: str, secret: str, message: str, auth: object) -> bool:

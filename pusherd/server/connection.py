@@ -164,7 +164,8 @@ class Connection(asyncio.Protocol):
             self.transport.write(exc.response())
             self.transport.close()
             return
-        self.transport.write(accept_response(request.key))
+        # Queued, not written: the 101 and connection_established leave in one write.
+        self.node.hub.queue(self, accept_response(request.key))
         self.parser = FrameParser(self.node.max_message_size)
         try:
             self.app = self.node.admit(self, request)

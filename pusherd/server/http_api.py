@@ -97,9 +97,12 @@ class RestApi:
             }
         )
         await send({"type": "http.response.body", "body": payload})
-        self.node.metrics.http_request(
-            endpoint, status, time.perf_counter() - started, received, len(payload)
-        )
+        elapsed = time.perf_counter() - started
+        self.node.metrics.http_request(endpoint, status, elapsed, received, len(payload))
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "rest %s %s -> %d (%.1f ms)", scope["method"], endpoint, status, elapsed * 1000
+            )
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         for name, value in scope.get("headers", ()):

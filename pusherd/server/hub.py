@@ -106,6 +106,8 @@ class Hub:
             sent += 1
         if sent:
             self.metrics.messages_sent(app_id, sent, sent * len(frame))
+            if not self._queued_at:
+                self._queued_at = time.perf_counter()
             if not self._flush_scheduled:
                 self._schedule_flush()
         return sent
@@ -125,7 +127,6 @@ class Hub:
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
         self._flush_scheduled = True
-        self._queued_at = time.perf_counter()
         loop.call_soon(self.flush)
 
     def flush(self) -> None:
@@ -143,5 +144,6 @@ class Hub:
             transport.write(out[0] if len(out) == 1 else b"".join(out))
             if transport.get_write_buffer_size() > limit:
                 conn.overflow()
-        if dirty:
+        if self._queued_at:
             self.metrics.publish_latency(time.perf_counter() - self._queued_at)
+            self._queued_at = 0.0
