@@ -283,10 +283,6 @@ static void on_closed(conn_t *c, int error);
 
 static void on_event(conn_t *c, const char *p, size_t len) {
     const char *m = memmem(p, len, "~s", 2);
-    if (!m) {
-        others++;
-        return;
-    }
     const char *end = p + len;
     uint64_t s = 0, t = 0;
     m += 2;
@@ -316,16 +312,15 @@ static void on_event(conn_t *c, const char *p, size_t len) {
 
 static void on_text(conn_t *c, const char *p, size_t len) {
     if (c->state == ST_SUBSCRIBED) {
-        if (len > 17 && memcmp(p, "{\"event\":\"pusher:", 17) == 0) {
-            if (memmem(p, len, "pusher:ping", 11))
-                ws_send_text(c, "{\"event\":\"pusher:pong\",\"data\":{}}", 33);
-            else if (memmem(p, len, "pusher:error", 12))
-                errors++;
-            else
-                others++;
-            return;
+        if (memmem(p, len, "~s", 2)) {
+            on_event(c, p, len);
+        } else if (memmem(p, len, "\"pusher:ping\"", 13)) {
+            ws_send_text(c, "{\"event\":\"pusher:pong\",\"data\":{}}", 33);
+        } else if (memmem(p, len, "\"pusher:error\"", 14)) {
+            errors++;
+        } else {
+            others++;
         }
-        on_event(c, p, len);
         return;
     }
     if (c->state == ST_WAIT_EST) {

@@ -11,7 +11,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 import uvicorn
 
@@ -109,7 +109,7 @@ def _banner(config: Config) -> None:
 
 
 def _uvicorn_config(config: Config, level: str) -> tuple[uvicorn.Config, Node]:
-    from pusherd.server.app import create_app, create_node
+    from pusherd.server.app import create_app, create_node, uvicorn_protocols
 
     node = create_node(config)
     app = create_app(config, node)
@@ -118,7 +118,7 @@ def _uvicorn_config(config: Config, level: str) -> tuple[uvicorn.Config, Node]:
         app,
         host=server.host,
         port=server.port,
-        ws=cast(Any, node.ws_protocol),
+        **uvicorn_protocols(node),
         lifespan="on",
         log_config=None,
         log_level=level,

@@ -27,7 +27,6 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import ConnectionPool, Redis
@@ -47,7 +46,7 @@ from pusherd.brokers.base import (
     Reaped,
     ReapedFn,
 )
-from pusherd.brokers.redis_scripts import NODES, REAPER, Scripts, item, key, node_key
+from pusherd.brokers.redis_scripts import REAPER, Mirror, NodeScripts, key
 from pusherd.errors import BrokerError
 from pusherd.metrics import Metrics
 from pusherd.protocol.presence import Member
@@ -77,19 +76,6 @@ def decode_envelope(app_id: str, channel: str, data: bytes) -> Envelope:
     size = int.from_bytes(data[1:3], "big")
     except_id = data[3 : 3 + size].decode() or None
     return Envelope(app_id, channel, data[3 + size :], except_id, EnvelopeKind(data[0]))
-
-
-@dataclass(slots=True)
-class _Mirror:
-    """What this node added, re-applied after Redis lost it."""
-
-    subscribers: set[tuple[str, str, str]] = field(default_factory=set)
-    presence: dict[tuple[str, str, str], Member] = field(default_factory=dict)
-    connections: set[tuple[str, str]] = field(default_factory=set)
-    users: set[tuple[str, str, str]] = field(default_factory=set)
-
-    def __len__(self) -> int:
-        return len(self.subscribers) + len(self.presence) + len(self.connections) + len(self.users)
 
 
 class RedisBroker:
@@ -126,10 +112,8 @@ class RedisBroker:
         self._reader_pool = ConnectionPool.from_url(
             url, socket_timeout=None, retry=Retry(NoBackoff(), 0), protocol=2, **common
         )
-        self._scripts = Scripts.register(self._client)
-        self._items = node_key("items", self.node_id)
-        self._beat_keys = [node_key("node", self.node_id), NODES]
-        self._mirror = _Mirror()
+        self._scripts = NodeScripts(self._client, self.node_id, _ms(node_timeout))
+        self._mirror = Mirror()
         self._deliver: DeliverFn | None = None
         self._reaped: ReapedFn | None = None
         # pub/sub channel name -> (app_id, channel); pending SUBSCRIBE confirmations
@@ -187,10 +171,10 @@ class RedisBroker:
         self._deliver = None
         if self._tasks:
             try:
-                await self._scripts.reap(args=[self.node_id])
+                await self._scripts.reap(self.node_id)
             except _FAILURES as exc:
                 logger.warning("could not remove this node's state from redis: %s", exc)
-        self._mirror = _Mirror()
+        self._mirror = Mirror()
         await self._client.aclose()
         await self._reader_pool.disconnect()
 
@@ -205,7 +189,7 @@ class RedisBroker:
         if future is None:
             if name in self._channels:
                 return
-            if self._reader is None and self._reader_failed:
+            if self._closed or (self._reader is None and self._reader_failed):
                 raise BrokerError("redis is unreachable")
             future = self._pending[name] = asyncio.get_running_loop().create_future()
             self._channels[name] = (app_id, channel)
@@ -245,29 +229,19 @@ class RedisBroker:
     # ChannelState -----------------------------------------------------------------
     async def add_subscriber(self, app_id: str, channel: str, socket_id: str) -> int:
         async with self._op("add_subscriber", mutates=True):
-            count = await self._scripts.add_subscriber(
-                keys=[key("s", app_id, channel), key("chs", app_id), self._items],
-                args=[socket_id, self.node_id, channel, item("s", app_id, channel, socket_id)],
-            )
+            count = await self._scripts.add_subscriber(app_id, channel, socket_id)
             self._mirror.subscribers.add((app_id, channel, socket_id))
-        return int(count)
+        return count
 
     async def remove_subscriber(self, app_id: str, channel: str, socket_id: str) -> int:
         async with self._op("remove_subscriber", mutates=True):
             self._mirror.subscribers.discard((app_id, channel, socket_id))
-            count = await self._scripts.remove_subscriber(
-                keys=[key("s", app_id, channel), key("chs", app_id), self._items],
-                args=[socket_id, item("s", app_id, channel, socket_id), channel],
-            )
-        return int(count)
+            return await self._scripts.remove_subscriber(app_id, channel, socket_id)
 
     async def channels(self, app_id: str, prefix: str = "") -> dict[str, ChannelStats]:
         async with self._op("channels"):
-            flat = await self._scripts.channels(keys=[key("chs", app_id)], args=[app_id, prefix])
-        return {
-            flat[i].decode(): ChannelStats(int(flat[i + 1]), int(flat[i + 2]))
-            for i in range(0, len(flat), 3)
-        }
+            found = await self._scripts.channels(app_id, prefix)
+        return {name: ChannelStats(count, users) for name, count, users in found}
 
     async def channel_stats(self, app_id: str, channel: str) -> ChannelStats:
         async with self._op("channel_stats"), self._client.pipeline(transaction=False) as pipe:
@@ -295,29 +269,19 @@ class RedisBroker:
     ) -> PresenceJoin:
         async with self._op("join_presence", mutates=True):
             is_new, stored, flat, refused = await self._scripts.join_presence(
-                keys=self._presence_keys(app_id, channel),
-                args=[
-                    socket_id,
-                    member.user_id,
-                    member.to_json(),
-                    max_members,
-                    item("p", app_id, channel, socket_id),
-                ],
+                app_id, channel, socket_id, member, max_members
             )
             if not refused:
                 self._mirror.presence[(app_id, channel, socket_id)] = member
         members = _members(flat)
         if refused:
             return PresenceJoin(False, member, members, refused=True)
-        return PresenceJoin(bool(is_new), Member.from_json(stored), members)
+        return PresenceJoin(is_new, Member.from_json(stored), members)
 
     async def leave_presence(self, app_id: str, channel: str, socket_id: str) -> Member | None:
         async with self._op("leave_presence", mutates=True):
             self._mirror.presence.pop((app_id, channel, socket_id), None)
-            gone = await self._scripts.leave_presence(
-                keys=self._presence_keys(app_id, channel),
-                args=[socket_id, item("p", app_id, channel, socket_id)],
-            )
+            gone = await self._scripts.leave_presence(app_id, channel, socket_id)
         return None if gone is None else Member.from_json(gone)
 
     async def members(self, app_id: str, channel: str) -> dict[str, JSON]:
@@ -325,29 +289,18 @@ class RedisBroker:
             found = await self._client.hgetall(key("pu", app_id, channel))
         return {_text(user): Member.from_json(raw).user_info for user, raw in found.items()}
 
-    def _presence_keys(self, app_id: str, channel: str) -> list[str]:
-        return [*(key(kind, app_id, channel) for kind in ("pu", "pc", "ps")), self._items]
-
     # UserState --------------------------------------------------------------------
     async def add_connection(self, app_id: str, socket_id: str, limit: int) -> bool:
         async with self._op("add_connection", mutates=True):
-            added = await self._scripts.add_connection(
-                keys=[key("c", app_id), self._items],
-                args=[socket_id, self.node_id, limit, item("c", app_id, socket_id)],
-            )
+            added = await self._scripts.add_connection(app_id, socket_id, limit)
             if added:
                 self._mirror.connections.add((app_id, socket_id))
-        return bool(added)
+        return added
 
     async def remove_connection(self, app_id: str, socket_id: str) -> None:
-        async with (
-            self._op("remove_connection", mutates=True),
-            self._client.pipeline(transaction=True) as pipe,
-        ):
+        async with self._op("remove_connection", mutates=True):
             self._mirror.connections.discard((app_id, socket_id))
-            pipe.hdel(key("c", app_id), socket_id)
-            pipe.srem(self._items, item("c", app_id, socket_id))
-            await pipe.execute()
+            await self._scripts.remove_connection(app_id, socket_id)
 
     async def connection_count(self, app_id: str) -> int:
         async with self._op("connection_count"):
@@ -355,21 +308,14 @@ class RedisBroker:
 
     async def sign_in(self, app_id: str, user_id: str, socket_id: str) -> bool:
         async with self._op("sign_in", mutates=True):
-            came_online = await self._scripts.sign_in(
-                keys=[key("u", app_id, user_id), self._items],
-                args=[socket_id, self.node_id, item("u", app_id, user_id, socket_id)],
-            )
+            came_online = await self._scripts.sign_in(app_id, user_id, socket_id)
             self._mirror.users.add((app_id, user_id, socket_id))
-        return bool(came_online)
+        return came_online
 
     async def sign_out(self, app_id: str, user_id: str, socket_id: str) -> bool:
         async with self._op("sign_out", mutates=True):
             self._mirror.users.discard((app_id, user_id, socket_id))
-            went_offline = await self._scripts.sign_out(
-                keys=[key("u", app_id, user_id), self._items],
-                args=[socket_id, item("u", app_id, user_id, socket_id)],
-            )
-        return bool(went_offline)
+            return await self._scripts.sign_out(app_id, user_id, socket_id)
 
     async def online(self, app_id: str, user_ids: Iterable[str]) -> set[str]:
         users = list(user_ids)
@@ -394,6 +340,8 @@ class RedisBroker:
     @contextlib.asynccontextmanager
     async def _op(self, op: str, mutates: bool = False) -> AsyncIterator[None]:
         """Count the call, turn Redis failures into ``BrokerError``, gate mutations."""
+        if self._closed:
+            raise BrokerError("the redis broker is closed")
         if self._metrics is not None:
             self._metrics.broker_call(op)
         if mutates:
@@ -490,20 +438,15 @@ class RedisBroker:
             # keeps the subscriber connection busy so a dead one is noticed (idle_timeout)
             with contextlib.suppress(*_FAILURES):
                 await self._reader.send_command("PING", check_health=False)
-        new = await self._scripts.heartbeat(
-            keys=self._beat_keys, args=[self.node_id, _ms(self._timeout)]
-        )
-        if new:
+        if await self._scripts.heartbeat():
             self._restore_needed = True
         if self._restore_needed:
             await self._restore()
             self._restore_needed = False
         self._state_ok = True
         if await self._client.set(REAPER, self.node_id, nx=True, px=_ms(self._interval * 0.8)):
-            flat = await self._scripts.reap(args=[""])
-            for i in range(0, len(flat), 4):
-                app, kind, channel, user = (part.decode() for part in flat[i : i + 4])
-                self._report(Reaped(app, kind, channel, user or None))
+            for app, kind, channel, user in await self._scripts.reap():
+                self._report(Reaped(app, kind, channel, user))
 
     def _report(self, event: Reaped) -> None:
         logger.info("reaped %s on %s of app %s", event.kind, event.channel, event.app_id)
@@ -514,53 +457,18 @@ class RedisBroker:
                 logger.exception("reaped callback failed")
 
     async def _restore(self) -> None:
-        """Make Redis hold exactly this node's mirror, in one transaction.
+        """Make Redis hold exactly this node's mirror, with mutations held back.
 
         Runs when the node was not registered (Redis restarted empty, or this node was
         reaped while cut off) and after a mutation failed (Redis may or may not have
-        applied it). Mutations are held back meanwhile.
+        applied it).
         """
         self._no_restore.clear()
         try:
             await self._no_mutations.wait()
-            mirror, s, node = self._mirror, self._scripts, self.node_id
-            async with self._client.pipeline(transaction=True) as pipe:
-                await s.reap(args=[node], client=pipe)
-                await s.heartbeat(
-                    keys=self._beat_keys, args=[node, _ms(self._timeout)], client=pipe
-                )
-                for app, channel, sock in mirror.subscribers:
-                    await s.add_subscriber(
-                        keys=[key("s", app, channel), key("chs", app), self._items],
-                        args=[sock, node, channel, item("s", app, channel, sock)],
-                        client=pipe,
-                    )
-                for (app, channel, sock), member in mirror.presence.items():
-                    args: list[str | bytes | int] = [
-                        sock,
-                        member.user_id,
-                        member.to_json(),
-                        0,
-                        item("p", app, channel, sock),
-                    ]
-                    await s.join_presence(
-                        keys=self._presence_keys(app, channel), args=args, client=pipe
-                    )
-                for app, sock in mirror.connections:
-                    await s.add_connection(
-                        keys=[key("c", app), self._items],
-                        args=[sock, node, 0, item("c", app, sock)],
-                        client=pipe,
-                    )
-                for app, user, sock in mirror.users:
-                    await s.sign_in(
-                        keys=[key("u", app, user), self._items],
-                        args=[sock, node, item("u", app, user, sock)],
-                        client=pipe,
-                    )
-                await pipe.execute()
-            if mirror:
-                logger.info("re-registered %d entries of this node in redis", len(mirror))
+            await self._scripts.reset(self._mirror)
+            if self._mirror:
+                logger.info("re-registered %d entries of this node in redis", len(self._mirror))
         finally:
             self._no_restore.set()
 

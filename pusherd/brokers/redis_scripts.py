@@ -27,10 +27,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from importlib.resources import files
-from typing import Any
+from typing import Any, TypeAlias
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from pusherd.protocol.presence import Member
 
@@ -62,6 +61,9 @@ def _item(kind: str, *fields: str) -> str:
     return "\n".join((kind, *fields))
 
 
+_Call: TypeAlias = tuple[str, list[str], list[Any]]
+
+
 @dataclass(slots=True)
 class Mirror:
     """What one node added, kept locally to be re-applied after Redis lost it."""
@@ -78,7 +80,8 @@ class Mirror:
 class NodeScripts:
     """The scripts as calls on behalf of one node (``EVALSHA``, loaded on demand).
 
-    Every call takes an optional ``pipe`` to be queued in a transaction instead.
+    Each script call is built by a ``_<name>`` method returning ``(script, keys, args)``,
+    so ``reset`` can queue the same calls in one transaction.
     """
 
     def __init__(self, client: Redis, node_id: str, node_timeout_ms: int) -> None:
@@ -93,65 +96,66 @@ class NodeScripts:
         self._items = f"pusherd:items:{node_id}"
         self._beat = [f"pusherd:node:{node_id}", NODES]
 
-    async def _run(self, name: str, keys: list[str], args: list[Any], pipe: Pipeline | None) -> Any:
-        return await self._scripts[name](keys=keys, args=args, client=pipe)
+    async def _run(self, call: _Call) -> Any:
+        name, keys, args = call
+        return await self._scripts[name](keys=keys, args=args)
 
     # channels -----------------------------------------------------------------------
-    async def add_subscriber(
-        self, app: str, channel: str, socket: str, pipe: Pipeline | None = None
-    ) -> int:
+    def _add_subscriber(self, app: str, channel: str, socket: str) -> _Call:
         keys = [key("s", app, channel), key("chs", app), self._items]
-        args = [socket, self._node, channel, _item("s", app, channel, socket)]
-        return int(await self._run("add_subscriber", keys, args, pipe))
+        return (
+            "add_subscriber",
+            keys,
+            [socket, self._node, channel, _item("s", app, channel, socket)],
+        )
+
+    async def add_subscriber(self, app: str, channel: str, socket: str) -> int:
+        return int(await self._run(self._add_subscriber(app, channel, socket)))
 
     async def remove_subscriber(self, app: str, channel: str, socket: str) -> int:
         keys = [key("s", app, channel), key("chs", app), self._items]
         args = [socket, _item("s", app, channel, socket), channel]
-        return int(await self._run("remove_subscriber", keys, args, None))
+        return int(await self._run(("remove_subscriber", keys, args)))
 
     async def channels(self, app: str, prefix: str) -> list[tuple[str, int, int]]:
-        flat = await self._run("channels", [key("chs", app)], [app, prefix], None)
+        flat = await self._run(("channels", [key("chs", app)], [app, prefix]))
         return [
             (flat[i].decode(), int(flat[i + 1]), int(flat[i + 2])) for i in range(0, len(flat), 3)
         ]
 
     # presence -----------------------------------------------------------------------
-    async def join_presence(
-        self,
-        app: str,
-        channel: str,
-        socket: str,
-        member: Member,
-        max_members: int,
-        pipe: Pipeline | None = None,
-    ) -> Any:
-        """Return ``[is_new, stored member json, flat members, refused]``."""
+    def _join_presence(
+        self, app: str, channel: str, socket: str, member: Member, max_members: int
+    ) -> _Call:
         args = [socket, member.user_id, member.to_json(), max_members]
         args.append(_item("p", app, channel, socket))
-        return await self._run("join_presence", self._presence_keys(app, channel), args, pipe)
+        return "join_presence", self._presence_keys(app, channel), args
+
+    async def join_presence(
+        self, app: str, channel: str, socket: str, member: Member, max_members: int
+    ) -> tuple[bool, bytes, list[bytes], bool]:
+        """Return (is new user, stored member json, flat members, refused)."""
+        call = self._join_presence(app, channel, socket, member, max_members)
+        is_new, stored, flat, refused = await self._run(call)
+        return bool(is_new), stored, flat, bool(refused)
 
     async def leave_presence(self, app: str, channel: str, socket: str) -> bytes | None:
         args = [socket, _item("p", app, channel, socket)]
         gone: bytes | None = await self._run(
-            "leave_presence", self._presence_keys(app, channel), args, None
+            ("leave_presence", self._presence_keys(app, channel), args)
         )
         return gone
 
     def _presence_keys(self, app: str, channel: str) -> list[str]:
-        return [
-            key("pu", app, channel),
-            key("pc", app, channel),
-            key("ps", app, channel),
-            self._items,
-        ]
+        return [*(key(kind, app, channel) for kind in ("pu", "pc", "ps")), self._items]
 
     # users --------------------------------------------------------------------------
-    async def add_connection(
-        self, app: str, socket: str, limit: int, pipe: Pipeline | None = None
-    ) -> bool:
+    def _add_connection(self, app: str, socket: str, limit: int) -> _Call:
         keys = [key("c", app), self._items]
-        args = [socket, self._node, limit, _item("c", app, socket)]
-        return bool(await self._run("add_connection", keys, args, pipe))
+        return "add_connection", keys, [socket, self._node, limit, _item("c", app, socket)]
+
+    async def add_connection(self, app: str, socket: str, limit: int) -> bool:
+        return bool(await self._run(self._add_connection(app, socket, limit)))
 
     async def remove_connection(self, app: str, socket: str) -> None:
         async with self._client.pipeline(transaction=True) as pipe:
@@ -159,26 +163,29 @@ class NodeScripts:
             pipe.srem(self._items, _item("c", app, socket))
             await pipe.execute()
 
-    async def sign_in(self, app: str, user: str, socket: str, pipe: Pipeline | None = None) -> bool:
+    def _sign_in(self, app: str, user: str, socket: str) -> _Call:
         keys = [key("u", app, user), self._items]
-        args = [socket, self._node, _item("u", app, user, socket)]
-        return bool(await self._run("sign_in", keys, args, pipe))
+        return "sign_in", keys, [socket, self._node, _item("u", app, user, socket)]
+
+    async def sign_in(self, app: str, user: str, socket: str) -> bool:
+        return bool(await self._run(self._sign_in(app, user, socket)))
 
     async def sign_out(self, app: str, user: str, socket: str) -> bool:
         keys = [key("u", app, user), self._items]
-        return bool(
-            await self._run("sign_out", keys, [socket, _item("u", app, user, socket)], None)
-        )
+        return bool(await self._run(("sign_out", keys, [socket, _item("u", app, user, socket)])))
 
     # nodes --------------------------------------------------------------------------
-    async def heartbeat(self, pipe: Pipeline | None = None) -> bool:
+    def _heartbeat(self) -> _Call:
+        return "heartbeat", self._beat, [self._node, self._ttl]
+
+    async def heartbeat(self) -> bool:
         """Refresh this node's heartbeat; return True if it was not registered."""
-        return bool(await self._run("heartbeat", self._beat, [self._node, self._ttl], pipe))
+        return bool(await self._run(self._heartbeat()))
 
     async def reap(self, node: str = "") -> list[tuple[str, str, str, str | None]]:
         """Drop ``node``'s entries (every dead node's if empty); return what emptied:
         ``(app_id, kind, channel, user_id)`` per member removed or channel vacated."""
-        flat = await self._run("reap", [], [node], None)
+        flat = await self._run(("reap", [], [node]))
         events = []
         for i in range(0, len(flat), 4):
             app, kind, channel, user = (part.decode() for part in flat[i : i + 4])
@@ -187,15 +194,15 @@ class NodeScripts:
 
     async def reset(self, mirror: Mirror) -> None:
         """Make Redis hold exactly ``mirror`` for this node, in one transaction."""
+        calls = [("reap", [], [self._node]), self._heartbeat()]
+        calls += [self._add_subscriber(*entry) for entry in mirror.subscribers]
+        calls += [
+            self._join_presence(app, channel, socket, member, 0)
+            for (app, channel, socket), member in mirror.presence.items()
+        ]
+        calls += [self._add_connection(app, socket, 0) for app, socket in mirror.connections]
+        calls += [self._sign_in(*entry) for entry in mirror.users]
         async with self._client.pipeline(transaction=True) as pipe:
-            await self._run("reap", [], [self._node], pipe)
-            await self.heartbeat(pipe)
-            for app, channel, socket in mirror.subscribers:
-                await self.add_subscriber(app, channel, socket, pipe)
-            for (app, channel, socket), member in mirror.presence.items():
-                await self.join_presence(app, channel, socket, member, 0, pipe)
-            for app, socket in mirror.connections:
-                await self.add_connection(app, socket, 0, pipe)
-            for app, user, socket in mirror.users:
-                await self.sign_in(app, user, socket, pipe)
+            for name, keys, args in calls:
+                await self._scripts[name](keys=keys, args=args, client=pipe)
             await pipe.execute()

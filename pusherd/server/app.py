@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
@@ -20,11 +21,12 @@ from pusherd.brokers import create_broker
 from pusherd.config import Config
 from pusherd.metrics import Metrics
 from pusherd.server import health
+from pusherd.server.front_door import front_door_factory
 from pusherd.server.http_api import RestApi
 from pusherd.server.node import Node
 from pusherd.webhooks import WebhookSender
 
-__all__ = ["PusherdApp", "create_app", "create_node"]
+__all__ = ["PusherdApp", "create_app", "create_node", "uvicorn_protocols"]
 
 
 def create_node(config: Config) -> Node:
@@ -92,3 +94,8 @@ def create_app(config: Config, node: Node | None = None) -> PusherdApp:
     starlette = Starlette(routes=routes, lifespan=lifespan)
     starlette.state.node = node
     return PusherdApp(starlette, rest, prefix)
+
+
+def uvicorn_protocols(node: Node) -> dict[str, Any]:
+    """Return uvicorn's ``http=`` and ``ws=`` options that route sockets to ``node``."""
+    return {"http": front_door_factory(node), "ws": node.ws_protocol}

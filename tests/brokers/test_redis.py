@@ -300,3 +300,13 @@ async def test_redis_counts_calls_and_errors_in_metrics(make_node: MakeNode) -> 
     await a.add_subscriber(APP, "c", "1.1")
     rendered = metrics.render().decode()
     assert 'pusherd_broker_calls_total{op="add_subscriber"} 1.0' in rendered
+
+
+async def test_redis_calls_after_close_raise_broker_error(make_node: MakeNode) -> None:
+    a, _ = await make_node("a")
+    await a.close()
+    await a.close()
+    with pytest.raises(BrokerError):
+        await a.add_subscriber(APP, "c", "1.1")
+    with pytest.raises(BrokerError):
+        await a.subscribe(APP, "c")

@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 
 from pusherd.apps.base import App
 from pusherd.config import Config, ServerConfig, WebhookSettings
-from pusherd.server.app import create_app, create_node
+from pusherd.server.app import create_app, create_node, uvicorn_protocols
 from pusherd.server.node import Node
 from pusherd.types import AppId, AppKey
 
@@ -69,7 +69,7 @@ async def serve(config: Config) -> AsyncIterator[Running]:
             app,
             host="127.0.0.1",
             port=0,
-            ws=node.ws_protocol,
+            **uvicorn_protocols(node),
             lifespan="on",
             log_config=None,
             log_level="warning",
