@@ -11,11 +11,13 @@
 - **Heartbeat and reaper**: each node refreshes a heartbeat key with a TTL of
   ``node_timeout`` every ``heartbeat_interval``. The node that takes the reaper lock
   removes the entries of nodes whose heartbeat expired and reports the members and
-  channels that were left empty, once cluster-wide.
-- **Outages**: calls raise ``BrokerError`` and ``ready`` is False. A local mirror of what
-  this node added is re-applied when the node finds itself unregistered (Redis restarted
-  empty, or this node was reaped while cut off). Mutations wait while the mirror is
-  re-applied, so a restore never resurrects an entry removed meanwhile.
+  channels that were left empty, once cluster-wide. A node's first heartbeat does the
+  same for entries a previous process with its id left (a restart under a fixed id).
+- **Outages**: calls raise ``BrokerError`` (``publish`` too, so the REST API answers 503)
+  and ``ready`` is False. A local mirror of what this node added is written back in one
+  transaction when the node finds itself unregistered (Redis restarted empty, or this
+  node was reaped while cut off) or after a mutation failed. Mutations wait meanwhile, so
+  a restore never resurrects an entry removed concurrently.
 """
 
 from __future__ import annotations
@@ -123,7 +125,8 @@ class RedisBroker:
         self._reader_failed = False
         self._reader_ok = False
         self._state_ok = False
-        self._restore_needed = False
+        # the first beat drops whatever a previous process with this node id left
+        self._restore_needed = True
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         self._closed = False
@@ -466,9 +469,14 @@ class RedisBroker:
         self._no_restore.clear()
         try:
             await self._no_mutations.wait()
-            await self._scripts.reset(self._mirror)
+            left = await self._scripts.reset(self._mirror)
             if self._mirror:
                 logger.info("re-registered %d entries of this node in redis", len(self._mirror))
+            else:
+                # a previous process with this node id left these (restarted under the
+                # same id before it was reaped): announce them like a reap would
+                for app, kind, channel, user in left:
+                    self._report(Reaped(app, kind, channel, user))
         finally:
             self._no_restore.set()
 

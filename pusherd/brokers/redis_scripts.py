@@ -185,15 +185,14 @@ class NodeScripts:
     async def reap(self, node: str = "") -> list[tuple[str, str, str, str | None]]:
         """Drop ``node``'s entries (every dead node's if empty); return what emptied:
         ``(app_id, kind, channel, user_id)`` per member removed or channel vacated."""
-        flat = await self._run(("reap", [], [node]))
-        events = []
-        for i in range(0, len(flat), 4):
-            app, kind, channel, user = (part.decode() for part in flat[i : i + 4])
-            events.append((app, kind, channel, user or None))
-        return events
+        return _events(await self._run(("reap", [], [node])))
 
-    async def reset(self, mirror: Mirror) -> None:
-        """Make Redis hold exactly ``mirror`` for this node, in one transaction."""
+    async def reset(self, mirror: Mirror) -> list[tuple[str, str, str, str | None]]:
+        """Make Redis hold exactly ``mirror`` for this node, in one transaction.
+
+        Returns what dropping this node's previous entries emptied (as ``reap``); that is
+        only what really left when ``mirror`` is empty (e.g. a restart under the same id).
+        """
         calls = [("reap", [], [self._node]), self._heartbeat()]
         calls += [self._add_subscriber(*entry) for entry in mirror.subscribers]
         calls += [
@@ -205,4 +204,13 @@ class NodeScripts:
         async with self._client.pipeline(transaction=True) as pipe:
             for name, keys, args in calls:
                 await self._scripts[name](keys=keys, args=args, client=pipe)
-            await pipe.execute()
+            results = await pipe.execute()
+        return _events(results[0])
+
+
+def _events(flat: list[bytes]) -> list[tuple[str, str, str, str | None]]:
+    events = []
+    for i in range(0, len(flat), 4):
+        app, kind, channel, user = (part.decode() for part in flat[i : i + 4])
+        events.append((app, kind, channel, user or None))
+    return events

@@ -50,12 +50,24 @@ class Membership:
         self.hub = node.hub
         self.webhooks = node.webhooks
         self._count_sent: dict[tuple[str, str], float] = {}
+        # Channels the broker confirmed this node subscribed to.
+        self._broker_channels: set[tuple[str, str]] = set()
 
     # local index -------------------------------------------------------------------
     async def _add_local(self, conn: Connection, channel: str) -> None:
         app_id = conn.app.id  # type: ignore[union-attr]
-        if self.hub.add(app_id, channel, conn):
+        key = (app_id, channel)
+        self.hub.add(app_id, channel, conn)
+        if key in self._broker_channels:
+            return
+        try:
             await self.broker.subscribe(app_id, channel)
+        except BrokerError:
+            # The broker forgets a failed subscribe; so must we, or no later subscriber
+            # would ever ask again.
+            self.hub.remove(app_id, channel, conn)
+            raise
+        self._broker_channels.add(key)
 
     def drop_local(self, conn: Connection, channel: str) -> None:
         """Unindex ``conn`` now; unsubscribe the node from the broker in the background."""
@@ -66,6 +78,7 @@ class Membership:
     async def _broker_unsubscribe(self, app_id: str, channel: str) -> None:
         if self.hub.local_count(app_id, channel):
             return  # somebody subscribed again meanwhile
+        self._broker_channels.discard((app_id, channel))
         try:
             await self.broker.unsubscribe(app_id, channel)
         except BrokerError as exc:

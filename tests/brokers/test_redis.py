@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,7 +36,7 @@ from pusherd.brokers.redis import RedisBroker
 from pusherd.protocol.presence import Member
 
 async def main():
-    node = RedisBroker(sys.argv[1], "doomed", heartbeat_interval=0.2, node_timeout=1.0)
+    node = RedisBroker(sys.argv[1], sys.argv[2], heartbeat_interval=0.2, node_timeout=1.0)
     await node.start(lambda envelope: None)
     await node.add_connection("app-1", "d.1", 0)
     await node.sign_in("app-1", "u-doomed", "d.1")
@@ -145,7 +146,7 @@ async def test_redis_reaps_killed_node_once(redis_url: str, make_node: MakeNode)
     await b.add_subscriber(APP, "presence-room", "b.1")
     await b.join_presence(APP, "presence-room", "b.1", Member("u2"), 0)
     doomed = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", DOOMED_NODE, redis_url, stdout=asyncio.subprocess.PIPE
+        sys.executable, "-c", DOOMED_NODE, redis_url, "doomed", stdout=asyncio.subprocess.PIPE
     )
     try:
         assert doomed.stdout is not None
@@ -310,3 +311,72 @@ async def test_redis_calls_after_close_raise_broker_error(make_node: MakeNode) -
         await a.add_subscriber(APP, "c", "1.1")
     with pytest.raises(BrokerError):
         await a.subscribe(APP, "c")
+
+
+async def test_redis_state_converges_after_restart_under_load(
+    own_redis_server: RedisServer, make_node: MakeNode
+) -> None:
+    nodes = [(await make_node(name, own_redis_server.url))[0] for name in ("a", "b")]
+    expected: set[tuple[str, str]] = set()  # (channel, socket) that must stay counted
+    failures = 0
+
+    async def churn(node: RedisBroker, prefix: str) -> None:
+        nonlocal failures
+        for n in range(120):
+            socket_id, channel = f"{prefix}.{n}", f"c{n % 4}"
+            try:
+                await node.add_subscriber(APP, channel, socket_id)
+                expected.add((channel, socket_id))
+            except BrokerError:
+                failures += 1
+            if n % 3 == 0:
+                # a failed removal is still a removal: the node resyncs Redis later
+                expected.discard((channel, socket_id))
+                with contextlib.suppress(BrokerError):
+                    await node.remove_subscriber(APP, channel, socket_id)
+            await asyncio.sleep(0.002)
+
+    async def restart() -> None:
+        await asyncio.sleep(0.08)
+        await asyncio.to_thread(own_redis_server.restart)
+
+    await asyncio.gather(churn(nodes[0], "a"), churn(nodes[1], "b"), restart())
+    assert failures, "the restart should have happened while the nodes were busy"
+
+    def counts() -> dict[str, ChannelStats]:
+        totals: dict[str, int] = {}
+        for channel, _ in expected:
+            totals[channel] = totals.get(channel, 0) + 1
+        return {channel: ChannelStats(count, 0) for channel, count in totals.items()}
+
+    async def converged() -> bool:
+        try:
+            return await nodes[0].channels(APP) == counts()
+        except BrokerError:
+            return False
+
+    await eventually(converged)
+
+
+async def test_redis_restart_under_same_node_id_announces_what_was_left(
+    redis_url: str, make_node: MakeNode
+) -> None:
+    doomed = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", DOOMED_NODE, redis_url, "phoenix", stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert doomed.stdout is not None
+        assert await asyncio.wait_for(doomed.stdout.readline(), 10) == b"ready\n"
+    finally:
+        doomed.kill()
+        await doomed.wait()
+    reborn, inbox = await make_node("phoenix")  # well before node_timeout
+    reaped = await inbox.wait_reaped(4)
+    assert sorted(reaped, key=lambda event: (event.kind, event.channel, event.user_id or "")) == [
+        Reaped(APP, "channel_vacated", "presence-room"),
+        Reaped(APP, "channel_vacated", "solo"),
+        Reaped(APP, "member_removed", "presence-room", "u1"),
+        Reaped(APP, "member_removed", "presence-room", "u2"),
+    ]
+    assert await reborn.channels(APP) == {}
+    assert await reborn.online(APP, ["u-doomed"]) == set()
