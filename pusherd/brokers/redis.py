@@ -1,10 +1,8 @@
 """The Redis broker: several pusherd nodes share channels, presence and users.
 
-- **Fan-out**: one Redis pub/sub channel per (app, Pusher channel), subscribed on the
-  first local subscriber (Centrifuge's ``node.go::addSubscription`` pattern). One reader
-  task per node owns a dedicated connection, so messages of a channel keep their order.
-  When that connection drops, the reader reconnects with capped backoff and subscribes
-  to every channel again (laravel/reverb PR #251 lost them silently).
+- **Fan-out**: one Redis pub/sub channel per (app, Pusher channel), read by
+  ``pusherd.brokers.redis_pubsub.RedisPubSub`` (one connection per node, re-subscribed
+  after every reconnect).
 - **Shared state** lives in Redis and is changed by the Lua scripts of
   ``pusherd.brokers.redis_scripts``. Every entry is listed in the adding node's item set,
   so a dead node's entries can be removed at once.
@@ -13,11 +11,16 @@
   removes the entries of nodes whose heartbeat expired and reports the members and
   channels that were left empty, once cluster-wide. A node's first heartbeat does the
   same for entries a previous process with its id left (a restart under a fixed id).
-- **Outages**: calls raise ``BrokerError`` (``publish`` too, so the REST API answers 503)
-  and ``ready`` is False. A local mirror of what this node added is written back in one
-  transaction when the node finds itself unregistered (Redis restarted empty, or this
-  node was reaped while cut off) or after a mutation failed. Mutations wait meanwhile, so
-  a restore never resurrects an entry removed concurrently.
+- **Outages**: ``ready`` is False and state calls raise ``BrokerError``. ``publish`` never
+  loses an event for this node's sockets: while Redis (or this node's subscriber
+  connection) is down, it delivers the envelope locally at once and keeps it in a bounded
+  replay buffer. Once the subscriber is back with every channel, the buffer is published
+  in order, marked with this node's id so that only the other nodes deliver it; new
+  publishes queue behind it until it is empty.
+- **Rebuild**: a local mirror of what this node added is written back in one transaction
+  when the node finds itself unregistered (Redis restarted empty, or this node was reaped
+  while cut off) or after a mutation failed. Mutations wait meanwhile, so a restore never
+  resurrects an entry removed concurrently.
 """
 
 from __future__ import annotations
@@ -32,23 +35,22 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from redis.asyncio import ConnectionPool, Redis
-from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from pusherd.brokers.base import (
-    ChannelStats,
-    DeliverFn,
-    Envelope,
-    EnvelopeKind,
-    PresenceJoin,
-    Reaped,
-    ReapedFn,
+from pusherd.brokers.base import ChannelStats, DeliverFn, Envelope, PresenceJoin, Reaped, ReapedFn
+from pusherd.brokers.redis_pubsub import (
+    REPLAY_LIMIT,
+    RedisPubSub,
+    Replay,
+    decode_envelope,
+    encode_envelope,
+    pubsub_name,
 )
-from pusherd.brokers.redis_scripts import REAPER, Mirror, NodeScripts, key
+from pusherd.brokers.redis_scripts import NODES, REAPER, Mirror, NodeScripts, key
 from pusherd.errors import BrokerError
 from pusherd.metrics import Metrics
 from pusherd.protocol.presence import Member
@@ -60,24 +62,7 @@ logger = logging.getLogger(__name__)
 
 _CONNECT_TIMEOUT = 2.0
 _COMMAND_TIMEOUT = 5.0
-_SUBSCRIBE_TIMEOUT = 5.0
-_BACKOFF = (0.05, 2.0)  # reader reconnect delay: first, cap
 _FAILURES = (RedisError, OSError, TimeoutError)
-
-
-def encode_envelope(envelope: Envelope) -> bytes:
-    """Encode an envelope for pub/sub: kind, except_socket_id, payload (app and channel
-    are the pub/sub channel itself)."""
-    except_id = (envelope.except_socket_id or "").encode()
-    header = bytes((int(envelope.kind),)) + len(except_id).to_bytes(2, "big")
-    return header + except_id + envelope.payload
-
-
-def decode_envelope(app_id: str, channel: str, data: bytes) -> Envelope:
-    """Decode what ``encode_envelope`` produced."""
-    size = int.from_bytes(data[1:3], "big")
-    except_id = data[3 : 3 + size].decode() or None
-    return Envelope(app_id, channel, data[3 + size :], except_id, EnvelopeKind(data[0]))
 
 
 class RedisBroker:
@@ -90,6 +75,8 @@ class RedisBroker:
         node_timeout: seconds without a heartbeat after which a node is reaped.
         metrics: counts broker calls and failures.
         clock: wall clock (kept for symmetry with ``MemoryBroker``; TTLs live in Redis).
+        replay_limit: envelopes kept for re-publishing after an outage (more are dropped
+            from the replay, still delivered locally, and counted).
     """
 
     def __init__(
@@ -100,6 +87,7 @@ class RedisBroker:
         node_timeout: float = 15.0,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
+        replay_limit: int = REPLAY_LIMIT,
     ) -> None:
         self.node_id = node_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self._interval = heartbeat_interval
@@ -110,20 +98,21 @@ class RedisBroker:
         self._client = Redis.from_url(
             url, socket_timeout=_COMMAND_TIMEOUT, retry=Retry(NoBackoff(), 1), **common
         )
-        # RESP2 on the subscriber: pub/sub messages are plain replies to read_response()
-        self._reader_pool = ConnectionPool.from_url(
-            url, socket_timeout=None, retry=Retry(NoBackoff(), 0), protocol=2, **common
-        )
         self._scripts = NodeScripts(self._client, self.node_id, _ms(node_timeout))
         self._mirror = Mirror()
-        self._deliver: DeliverFn | None = None
         self._reaped: ReapedFn | None = None
-        # pub/sub channel name -> (app_id, channel); pending SUBSCRIBE confirmations
-        self._channels: dict[bytes, tuple[str, str]] = {}
-        self._pending: dict[bytes, asyncio.Future[None]] = {}
-        self._reader: AbstractConnection | None = None
-        self._reader_failed = False
-        self._reader_ok = False
+        self._pubsub = RedisPubSub(
+            # RESP2 on the subscriber: pub/sub messages are plain replies to read_response()
+            ConnectionPool.from_url(
+                url, socket_timeout=None, retry=Retry(NoBackoff(), 0), protocol=2, **common
+            ),
+            self.node_id,
+            max(node_timeout, 3 * heartbeat_interval),
+            self._wake_drain,
+        )
+        self._replay = Replay(
+            self._client, self.node_id, replay_limit, lambda: self._pubsub.ok, node_timeout, metrics
+        )
         self._state_ok = False
         # the first beat drops whatever a previous process with this node id left
         self._restore_needed = True
@@ -143,18 +132,25 @@ class RedisBroker:
     # Fanout -----------------------------------------------------------------------
     @property
     def ready(self) -> bool:
-        return bool(self._tasks) and not self._closed and self._reader_ok and self._state_ok
+        return bool(self._tasks) and not self._closed and self._pubsub.ok and self._state_ok
+
+    @property
+    def replay_pending(self) -> int:
+        """Envelopes delivered locally during an outage and not yet re-published."""
+        return self._replay.pending
 
     async def start(self, deliver: DeliverFn, reaped: ReapedFn | None = None) -> None:
-        self._deliver = deliver
+        self._pubsub.deliver = self._replay.deliver = deliver
         self._reaped = reaped
+        node = self.node_id
         self._tasks = [
-            asyncio.create_task(self._read_loop(), name=f"pusherd-redis-reader-{self.node_id}"),
-            asyncio.create_task(self._beat_loop(), name=f"pusherd-redis-heartbeat-{self.node_id}"),
+            asyncio.create_task(self._pubsub.run(), name=f"pusherd-redis-reader-{node}"),
+            asyncio.create_task(self._beat_loop(), name=f"pusherd-redis-heartbeat-{node}"),
+            asyncio.create_task(self._replay.run(), name=f"pusherd-redis-replay-{node}"),
         ]
         # give the first connection a moment so ``ready`` is usually True on return
         deadline = asyncio.get_running_loop().time() + _CONNECT_TIMEOUT
-        while not self.ready and not self._reader_failed:
+        while not self.ready and not self._pubsub.failed:
             if asyncio.get_running_loop().time() > deadline:
                 break
             await asyncio.sleep(0.01)
@@ -168,10 +164,8 @@ class RedisBroker:
         if self._tasks:
             # the loops also stop on ``_closed``, should a library swallow the cancel
             await asyncio.wait(self._tasks, timeout=_COMMAND_TIMEOUT)
-        for name in list(self._pending):
-            self._settle(name)
-        self._channels.clear()
-        self._deliver = None
+        self._pubsub.close()
+        self._replay.close()
         if self._tasks:
             try:
                 await self._scripts.reap(self.node_id)
@@ -179,55 +173,36 @@ class RedisBroker:
                 logger.warning("could not remove this node's state from redis: %s", exc)
         self._mirror = Mirror()
         await self._client.aclose()
-        await self._reader_pool.disconnect()
+        await self._pubsub.disconnect()
 
     async def publish(self, envelope: Envelope) -> None:
-        name = _pubsub_name(envelope.app_id, envelope.channel)
-        async with self._op("publish"):
-            await self._client.publish(name, encode_envelope(envelope))
+        """Publish through Redis; during an outage deliver locally now and replay later."""
+        if self._closed:
+            raise BrokerError("the redis broker is closed")
+        if self._metrics is not None:
+            self._metrics.broker_call("publish")
+        if not self._replay.pending and self._pubsub.ok:
+            name = pubsub_name(envelope.app_id, envelope.channel)
+            try:
+                await self._client.publish(name, encode_envelope(envelope))
+                return
+            except _FAILURES as exc:
+                if self._metrics is not None:
+                    self._metrics.broker_error("publish")
+                logger.warning("redis publish failed, delivering locally: %s", exc)
+        self._replay.add(envelope)
+
+    def _wake_drain(self) -> None:
+        self._wake.set()  # the heartbeat re-registers state at once if needed
+        self._replay.wake()
 
     async def subscribe(self, app_id: str, channel: str) -> None:
-        name = _pubsub_name(app_id, channel)
-        future = self._pending.get(name)
-        if future is None:
-            if name in self._channels:
-                return
-            if self._closed or (self._reader is None and self._reader_failed):
-                raise BrokerError("redis is unreachable")
-            future = self._pending[name] = asyncio.get_running_loop().create_future()
-            self._channels[name] = (app_id, channel)
-            if self._reader is not None:
-                with contextlib.suppress(*_FAILURES):  # the reader resubscribes on failure
-                    await self._reader.send_command("SUBSCRIBE", name, check_health=False)
-        try:
-            # confirmed once Redis acknowledged it: later publishes reach this node
-            async with asyncio.timeout(_SUBSCRIBE_TIMEOUT):
-                await asyncio.shield(future)
-        except TimeoutError:
-            if self._pending.get(name) is future:
-                del self._pending[name]
-                self._channels.pop(name, None)
-            raise BrokerError("redis did not confirm the subscription") from None
+        if self._closed:
+            raise BrokerError("the redis broker is closed")
+        await self._pubsub.subscribe(app_id, channel)
 
     async def unsubscribe(self, app_id: str, channel: str) -> None:
-        name = _pubsub_name(app_id, channel)
-        if self._channels.pop(name, None) is None:
-            return
-        self._settle(name)
-        if self._reader is not None:
-            with contextlib.suppress(*_FAILURES):  # a new reader connection forgets it anyway
-                await self._reader.send_command("UNSUBSCRIBE", name, check_health=False)
-
-    def _settle(self, name: bytes, error: BrokerError | None = None) -> None:
-        """Resolve a pending subscription (withdrawn, or failed with ``error``)."""
-        future = self._pending.pop(name, None)
-        if future is None or future.done():
-            return
-        if error is None:
-            future.set_result(None)
-        else:
-            self._channels.pop(name, None)
-            future.set_exception(error)
+        await self._pubsub.unsubscribe(app_id, channel)
 
     # ChannelState -----------------------------------------------------------------
     async def add_subscriber(self, app_id: str, channel: str, socket_id: str) -> int:
@@ -368,59 +343,6 @@ class RedisBroker:
                 if not self._mutations:
                     self._no_mutations.set()
 
-    async def _read_loop(self) -> None:
-        """Own the pub/sub connection: (re)connect, (re)subscribe, deliver."""
-        delay = _BACKOFF[0]
-        idle_timeout = max(self._timeout, 3 * self._interval)
-        while not self._closed:
-            conn: AbstractConnection = self._reader_pool.make_connection()  # type: ignore[no-untyped-call]
-            try:
-                await conn.connect()  # type: ignore[no-untyped-call]
-                awaiting = set(self._channels)
-                if awaiting:
-                    await conn.send_command("SUBSCRIBE", *awaiting, check_health=False)
-                self._reader = conn
-                while awaiting:  # ready only once every channel is subscribed again
-                    response = await conn.read_response(timeout=idle_timeout)
-                    if isinstance(response, list) and response[0] == b"subscribe":
-                        awaiting.discard(response[1])
-                    self._on_response(response)
-                if self._reader_failed:
-                    logger.info("redis subscriber connection restored")
-                self._reader_ok, self._reader_failed = True, False
-                delay = _BACKOFF[0]
-                self._wake.set()  # the heartbeat re-registers state at once if needed
-                while True:
-                    self._on_response(await conn.read_response(timeout=idle_timeout))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if not self._reader_failed:
-                    logger.warning("redis subscriber connection failed: %s", exc)
-                self._reader_failed = True
-                for name in list(self._pending):
-                    self._settle(name, BrokerError("redis subscriber connection failed"))
-            finally:
-                self._reader, self._reader_ok = None, False
-                await conn.disconnect(nowait=True)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, _BACKOFF[1])
-
-    def _on_response(self, response: Any) -> None:
-        if not isinstance(response, list) or len(response) != 3:
-            return  # PING replies
-        kind, name, data = response
-        if kind == b"message":
-            target = self._channels.get(name)
-            if target is None or self._deliver is None:
-                return
-            try:
-                self._deliver(decode_envelope(target[0], target[1], data))
-            except Exception:
-                logger.exception("failed to deliver an envelope from redis")
-        elif kind == b"subscribe":
-            self._settle(name)
-
     async def _beat_loop(self) -> None:
         while not self._closed:
             self._wake.clear()
@@ -437,16 +359,23 @@ class RedisBroker:
                     await self._wake.wait()
 
     async def _beat(self) -> None:
-        if self._reader is not None:
-            # keeps the subscriber connection busy so a dead one is noticed (idle_timeout)
-            with contextlib.suppress(*_FAILURES):
-                await self._reader.send_command("PING", check_health=False)
+        await self._pubsub.ping()
         if await self._scripts.heartbeat():
             self._restore_needed = True
         if self._restore_needed:
             await self._restore()
             self._restore_needed = False
         self._state_ok = True
+        listening = key("listen", self.node_id)
+        async with self._client.pipeline(transaction=False) as pipe:
+            if self._pubsub.ok:  # peers wait for this before re-publishing after an outage
+                pipe.set(listening, 1, px=_ms(self._timeout))
+            else:
+                pipe.delete(listening)
+            pipe.smembers(NODES)
+            *_, nodes = await pipe.execute()
+        if not self._replay.pending:  # frozen during an outage: Redis may have lost them
+            self._replay.peers = {_text(node) for node in nodes} - {self.node_id}
         if await self._client.set(REAPER, self.node_id, nx=True, px=_ms(self._interval * 0.8)):
             for app, kind, channel, user in await self._scripts.reap():
                 self._report(Reaped(app, kind, channel, user))
@@ -479,10 +408,6 @@ class RedisBroker:
                     self._report(Reaped(app, kind, channel, user))
         finally:
             self._no_restore.set()
-
-
-def _pubsub_name(app_id: str, channel: str) -> bytes:
-    return f"pusherd:{app_id}:{channel}".encode()
 
 
 def _text(value: bytes | str) -> str:

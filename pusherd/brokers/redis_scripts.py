@@ -15,6 +15,7 @@ Every key starts with ``pusherd:``. Channel names cannot contain ``:`` (Pusher p
     pusherd:mark:{app}:{key}      string with a TTL          marks (``claim``/``release``)
     pusherd:items:{node}          set of items               what a node added (for reaping)
     pusherd:node:{node}           string with a TTL          a node's heartbeat
+    pusherd:listen:{node}         string with a TTL          a node's subscriber is up
     pusherd:nodes                 set of node ids            registered nodes
     pusherd:reaper                string with a TTL          the reaper lock
 

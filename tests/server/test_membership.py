@@ -281,3 +281,26 @@ async def test_webhooks_client_event_carries_socket_and_user(running: Running) -
                 assert json.loads(event["data"]) == {"x": 1}
                 assert event["socket_id"] == a.socket_id
                 assert event["user_id"] == "a"
+
+
+async def test_webhooks_a_failing_receiver_does_not_delay_websocket_delivery() -> None:
+    async with WebhookReceiver() as receiver:
+        receiver.delay = 3.0  # every webhook POST hangs for 3 s
+        app = replace(
+            APP,
+            max_client_events_per_second=100,
+            webhooks=(WebhookTarget(url=receiver.url("/slow")),),
+        )
+        async with serve(make_config(app)) as r:
+            async with Client.open(r.url()) as a, Client.open(r.url()) as b:
+                await join(a, "presence-busy", "a")
+                await join(b, "presence-busy", "b")
+                await a.recv()  # member_added b
+                for index in range(20):
+                    await a.send("client-n", {"i": index}, channel="presence-busy")
+                    await asyncio.to_thread(r.sdk().trigger, "presence-busy", "rest", index)
+                    # both arrive long before the first webhook POST has been answered
+                    assert (await b.recv(timeout=1.0))["data"] == {"i": index}
+                    assert (await b.recv(timeout=1.0))["event"] == "rest"
+                    await a.recv(timeout=1.0)
+                assert not [q for q in receiver.requests if q.ok]

@@ -66,6 +66,7 @@ local function drop(node)
   end
   redis.call('DEL', items_key)
   redis.call('DEL', 'pusherd:node:' .. node)
+  redis.call('DEL', 'pusherd:listen:' .. node)
   redis.call('SREM', 'pusherd:nodes', node)
 end
 
