@@ -30,6 +30,10 @@ class _Presence:
 class MemoryBroker:
     """Everything in one process. The default; needs no external service."""
 
+    # No method ever waits, so callers may run them without a task (server/eager.py),
+    # and there is no node-level subscription to keep.
+    synchronous = True
+
     def __init__(self, clock: Callable[[], float] = time.monotonic, **_: object) -> None:
         self._clock = clock
         self._deliver: DeliverFn | None = None

@@ -39,6 +39,7 @@ from pusherd.protocol.frames import (
 )
 from pusherd.protocol.messages import encode_error, parse_client_message
 from pusherd.protocol.session import Session
+from pusherd.server.eager import start_eagerly
 from pusherd.server.handshake import HandshakeError, accept_response, parse_request
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ class Connection(asyncio.Protocol):
         self.opened_at = 0.0
         self.pinged_at = 0.0
         self.inbox: deque[bytes] | None = None
-        self.task: asyncio.Task[None] | None = None
+        self.task: asyncio.Future[None] | None = None
         self.internal: list[str] | None = None
         self.paused = False
         self._head = b""
@@ -228,7 +229,10 @@ class Connection(asyncio.Protocol):
                 self.node.membership.drop_local(self, action.channel)
             pending.append(action)
         if pending:
-            self.task = asyncio.get_running_loop().create_task(self._run(pending))
+            if self.node.eager:
+                self.task = start_eagerly(self._run(pending))
+            else:
+                self.task = asyncio.get_running_loop().create_task(self._run(pending))
 
     async def _run(self, actions: list[Action]) -> None:
         try:

@@ -58,8 +58,8 @@ class Membership:
         app_id = conn.app.id  # type: ignore[union-attr]
         key = (app_id, channel)
         self.hub.add(app_id, channel, conn)
-        if key in self._broker_channels:
-            return
+        if key in self._broker_channels or self.node.eager:
+            return  # the memory broker keeps no node-level subscriptions
         try:
             await self.broker.subscribe(app_id, channel)
         except BrokerError:
@@ -72,7 +72,7 @@ class Membership:
     def drop_local(self, conn: Connection, channel: str) -> None:
         """Unindex ``conn`` now; unsubscribe the node from the broker in the background."""
         app_id = conn.app.id  # type: ignore[union-attr]
-        if self.hub.remove(app_id, channel, conn):
+        if self.hub.remove(app_id, channel, conn) and (app_id, channel) in self._broker_channels:
             self.node.spawn(self._broker_unsubscribe(app_id, channel))
 
     async def _broker_unsubscribe(self, app_id: str, channel: str) -> None:
@@ -236,7 +236,8 @@ class Membership:
         await self._delayed_webhook(app, "member_removed", channel, user_id=user_id)
 
     def _vacated(self, app: App, channel: str) -> None:
-        self.node.spawn(self._delayed_webhook(app, "channel_vacated", channel))
+        if self.webhooks.wants(app, "channel_vacated"):
+            self.node.spawn(self._delayed_webhook(app, "channel_vacated", channel))
 
     async def cleanup(self, conn: Connection, leaves: list[Unsubscribe], app: App) -> None:
         """Remove a closed socket's cluster state (after any action it had in flight)."""

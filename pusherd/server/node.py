@@ -27,6 +27,7 @@ from pusherd.protocol.messages import encode_event
 from pusherd.protocol.origins import origin_allowed
 from pusherd.protocol.session import Session
 from pusherd.server.connection import Connection
+from pusherd.server.eager import start_eagerly
 from pusherd.server.handshake import Request
 from pusherd.server.hub import Hub
 from pusherd.server.membership import Membership
@@ -68,11 +69,13 @@ class Node:
         self.max_connections = server.max_connections
         self.max_message_size = server.max_message_size_kb * 1024
         self.hub = Hub(metrics, server.max_write_buffer_kb * 1024)
+        # The memory broker never waits: run session actions without tasks.
+        self.eager = bool(getattr(broker, "synchronous", False))
         self.membership = Membership(self)
         self.connections: set[Connection] = set()
         self.draining = False
         self.started = False
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self.metrics_listener: MetricsListener | None = None
         self._socket_ids = SocketIds()
@@ -120,6 +123,12 @@ class Node:
 
     def spawn(self, coro: Any) -> None:
         """Run ``coro`` in the background, keeping a reference until it finishes."""
+        if self.eager:
+            pending = start_eagerly(coro)
+            if pending is not None:
+                self._tasks.add(pending)
+                pending.add_done_callback(self._tasks.discard)
+            return
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
