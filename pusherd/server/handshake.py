@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from pusherd.protocol.frames import accept_key
 
@@ -68,11 +68,23 @@ def parse_request(head: bytes) -> Request:
     path, _, query = target.partition("?")
     return Request(
         path=path,
-        query=dict(parse_qsl(query)),
+        query=_query(query),
         key=key,
         origin=headers.get("origin"),
         forwarded_for=headers.get("x-forwarded-for"),
     )
+
+
+def _query(raw: str) -> dict[str, str]:
+    # parse_qsl is general and slow; a Pusher URL has three or four plain pairs.
+    pairs: dict[str, str] = {}
+    for part in raw.split("&"):
+        if part:
+            name, _, value = part.partition("=")
+            if "%" in part or "+" in part:
+                name, value = unquote_plus(name), unquote_plus(value)
+            pairs[name] = value
+    return pairs
 
 
 def accept_response(key: str) -> bytes:
