@@ -34,7 +34,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -50,7 +50,7 @@ from pusherd.brokers.redis_pubsub import (
     encode_envelope,
     pubsub_name,
 )
-from pusherd.brokers.redis_scripts import NODES, REAPER, Mirror, NodeScripts, key
+from pusherd.brokers.redis_scripts import REAPER, Mirror, NodeScripts, key
 from pusherd.errors import BrokerError
 from pusherd.metrics import Metrics
 from pusherd.protocol.presence import Member
@@ -62,6 +62,7 @@ logger = logging.getLogger(__name__)
 
 _CONNECT_TIMEOUT = 2.0
 _COMMAND_TIMEOUT = 5.0
+_POOL_SIZE = 32
 _FAILURES = (RedisError, OSError, TimeoutError)
 
 
@@ -95,9 +96,17 @@ class RedisBroker:
         self._metrics = metrics
         self._clock = clock
         common: dict[str, Any] = {"socket_connect_timeout": _CONNECT_TIMEOUT}
-        self._client = Redis.from_url(
-            url, socket_timeout=_COMMAND_TIMEOUT, retry=Retry(NoBackoff(), 1), **common
+        # bounded: a burst of subscribes waits for a connection instead of opening one
+        # per in-flight command (or failing with MaxConnectionsError past 100)
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=_POOL_SIZE,
+            timeout=_COMMAND_TIMEOUT,
+            socket_timeout=_COMMAND_TIMEOUT,
+            retry=Retry(NoBackoff(), 1),
+            **common,
         )
+        self._client = Redis.from_pool(pool)
         self._scripts = NodeScripts(self._client, self.node_id, _ms(node_timeout))
         self._mirror = Mirror()
         self._reaped: ReapedFn | None = None
@@ -222,36 +231,27 @@ class RedisBroker:
         return {name: ChannelStats(count, users) for name, count, users in found}
 
     async def channel_stats(self, app_id: str, channel: str) -> ChannelStats:
-        async with self._op("channel_stats"), self._client.pipeline(transaction=False) as pipe:
-            pipe.hlen(key("s", app_id, channel))
-            pipe.hlen(key("pu", app_id, channel))
-            subscribers, users = await pipe.execute()
-        return ChannelStats(int(subscribers), int(users))
+        async with self._op("channel_stats"):
+            return ChannelStats(*await self._scripts.channel_stats(app_id, channel))
 
     async def cache_set(self, app_id: str, channel: str, payload: bytes, ttl: float) -> None:
         async with self._op("cache_set"):
             await self._client.set(key("cache", app_id, channel), payload, px=_ms(ttl))
 
     async def cache_get(self, app_id: str, channel: str) -> tuple[bytes, float] | None:
-        async with self._op("cache_get"), self._client.pipeline(transaction=True) as pipe:
-            pipe.get(key("cache", app_id, channel))
-            pipe.pttl(key("cache", app_id, channel))
-            payload, remaining = await pipe.execute()
-        if payload is None or remaining <= 0:
-            return None
-        return bytes(payload), remaining / 1000
+        async with self._op("cache_get"):
+            return await self._scripts.cache_get(app_id, channel)
 
     # PresenceState ----------------------------------------------------------------
     async def join_presence(
         self, app_id: str, channel: str, socket_id: str, member: Member, max_members: int
     ) -> PresenceJoin:
         async with self._op("join_presence", mutates=True):
-            is_new, stored, flat, refused = await self._scripts.join_presence(
+            is_new, stored, members, refused = await self._scripts.join_presence(
                 app_id, channel, socket_id, member, max_members
             )
             if not refused:
                 self._mirror.presence[(app_id, channel, socket_id)] = member
-        members = _members(flat)
         if refused:
             return PresenceJoin(False, member, members, refused=True)
         return PresenceJoin(is_new, Member.from_json(stored), members)
@@ -264,8 +264,7 @@ class RedisBroker:
 
     async def members(self, app_id: str, channel: str) -> dict[str, JSON]:
         async with self._op("members"):
-            found = await self._client.hgetall(key("pu", app_id, channel))
-        return {_text(user): Member.from_json(raw).user_info for user, raw in found.items()}
+            return await self._scripts.members(app_id, channel)
 
     # UserState --------------------------------------------------------------------
     async def add_connection(self, app_id: str, socket_id: str, limit: int) -> bool:
@@ -299,11 +298,8 @@ class RedisBroker:
         users = list(user_ids)
         if not users:
             return set()
-        async with self._op("online"), self._client.pipeline(transaction=False) as pipe:
-            for user_id in users:
-                pipe.exists(key("u", app_id, user_id))
-            found = await pipe.execute()
-        return {user_id for user_id, exists in zip(users, found, strict=True) if exists}
+        async with self._op("online"):
+            return await self._scripts.online(app_id, users)
 
     # Marks ------------------------------------------------------------------------
     async def claim(self, app_id: str, key_: str, ttl: float) -> bool:
@@ -366,16 +362,10 @@ class RedisBroker:
             await self._restore()
             self._restore_needed = False
         self._state_ok = True
-        listening = key("listen", self.node_id)
-        async with self._client.pipeline(transaction=False) as pipe:
-            if self._pubsub.ok:  # peers wait for this before re-publishing after an outage
-                pipe.set(listening, 1, px=_ms(self._timeout))
-            else:
-                pipe.delete(listening)
-            pipe.smembers(NODES)
-            *_, nodes = await pipe.execute()
+        # peers wait for this node's mark before re-publishing after an outage
+        nodes = await self._scripts.listening(self._pubsub.ok)
         if not self._replay.pending:  # frozen during an outage: Redis may have lost them
-            self._replay.peers = {_text(node) for node in nodes} - {self.node_id}
+            self._replay.peers = nodes - {self.node_id}
         if await self._client.set(REAPER, self.node_id, nx=True, px=_ms(self._interval * 0.8)):
             for app, kind, channel, user in await self._scripts.reap():
                 self._report(Reaped(app, kind, channel, user))
@@ -410,15 +400,5 @@ class RedisBroker:
             self._no_restore.set()
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
-
-
-def _members(flat: list[bytes]) -> dict[str, JSON]:
-    return {
-        flat[i].decode(): Member.from_json(flat[i + 1]).user_info for i in range(0, len(flat), 2)
-    }

@@ -33,6 +33,7 @@ from typing import Any, TypeAlias
 from redis.asyncio import Redis
 
 from pusherd.protocol.presence import Member
+from pusherd.types import JSON
 
 __all__ = ["NODES", "REAPER", "Mirror", "NodeScripts", "key"]
 
@@ -96,6 +97,7 @@ class NodeScripts:
         self._ttl = node_timeout_ms
         self._items = f"pusherd:items:{node_id}"
         self._beat = [f"pusherd:node:{node_id}", NODES]
+        self._listen = f"pusherd:listen:{node_id}"
 
     async def _run(self, call: _Call) -> Any:
         name, keys, args = call
@@ -134,11 +136,22 @@ class NodeScripts:
 
     async def join_presence(
         self, app: str, channel: str, socket: str, member: Member, max_members: int
-    ) -> tuple[bool, bytes, list[bytes], bool]:
-        """Return (is new user, stored member json, flat members, refused)."""
+    ) -> tuple[bool, bytes, dict[str, JSON], bool]:
+        """Return (is new user, stored member json, members, refused)."""
         call = self._join_presence(app, channel, socket, member, max_members)
         is_new, stored, flat, refused = await self._run(call)
-        return bool(is_new), stored, flat, bool(refused)
+        members = {
+            flat[i].decode(): Member.from_json(flat[i + 1]).user_info
+            for i in range(0, len(flat), 2)
+        }
+        return bool(is_new), stored, members, bool(refused)
+
+    async def members(self, app: str, channel: str) -> dict[str, JSON]:
+        found = await self._client.hgetall(key("pu", app, channel))
+        return {
+            user.decode() if isinstance(user, bytes) else user: Member.from_json(raw).user_info
+            for user, raw in found.items()
+        }
 
     async def leave_presence(self, app: str, channel: str, socket: str) -> bytes | None:
         args = [socket, _item("p", app, channel, socket)]
@@ -175,6 +188,31 @@ class NodeScripts:
         keys = [key("u", app, user), self._items]
         return bool(await self._run(("sign_out", keys, [socket, _item("u", app, user, socket)])))
 
+    async def channel_stats(self, app: str, channel: str) -> tuple[int, int]:
+        """Return (subscription count, presence user count)."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.hlen(key("s", app, channel))
+            pipe.hlen(key("pu", app, channel))
+            subscribers, users = await pipe.execute()
+        return int(subscribers), int(users)
+
+    async def cache_get(self, app: str, channel: str) -> tuple[bytes, float] | None:
+        """Return the cached event and its remaining ttl in seconds, or None."""
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.get(key("cache", app, channel))
+            pipe.pttl(key("cache", app, channel))
+            payload, remaining = await pipe.execute()
+        if payload is None or remaining <= 0:
+            return None
+        return bytes(payload), remaining / 1000
+
+    async def online(self, app: str, users: list[str]) -> set[str]:
+        async with self._client.pipeline(transaction=False) as pipe:
+            for user in users:
+                pipe.exists(key("u", app, user))
+            found = await pipe.execute()
+        return {user for user, exists in zip(users, found, strict=True) if exists}
+
     # nodes --------------------------------------------------------------------------
     def _heartbeat(self) -> _Call:
         return "heartbeat", self._beat, [self._node, self._ttl]
@@ -182,6 +220,17 @@ class NodeScripts:
     async def heartbeat(self) -> bool:
         """Refresh this node's heartbeat; return True if it was not registered."""
         return bool(await self._run(self._heartbeat()))
+
+    async def listening(self, ok: bool) -> set[str]:
+        """Set (``ok``) or clear this node's listening mark; return every registered node."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            if ok:
+                pipe.set(self._listen, 1, px=self._ttl)
+            else:
+                pipe.delete(self._listen)
+            pipe.smembers(NODES)
+            *_, nodes = await pipe.execute()
+        return {node.decode() for node in nodes}
 
     async def reap(self, node: str = "") -> list[tuple[str, str, str, str | None]]:
         """Drop ``node``'s entries (every dead node's if empty); return what emptied:

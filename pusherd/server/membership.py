@@ -13,6 +13,7 @@ exactly one node sees it and emits the client event and the webhook:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -98,37 +99,38 @@ class Membership:
                 encode_channel_event("pusher_internal:subscription_succeeded", channel, _EMPTY)
             )
             return
+        # Listen first: once the client hears subscription_succeeded, anything the app
+        # publishes must reach it, so the node's broker subscription comes before that.
+        await self._add_local(conn, channel)
         joined = None
-        if member is not None:
-            joined = await self.broker.join_presence(
-                app_id, channel, socket_id, member, app.max_presence_members
-            )
-            if joined.refused:
-                conn.session.forget(channel)  # type: ignore[union-attr]
-                raise SubscriptionError(
-                    f"Over capacity: presence channel is full ({app.max_presence_members} members)",
-                    channel,
-                    403,
-                    CloseCode.OVER_CAPACITY,
+        try:
+            if member is not None:
+                joined = await self.broker.join_presence(
+                    app_id, channel, socket_id, member, app.max_presence_members
                 )
-        count = await self.broker.add_subscriber(app_id, channel, socket_id)
+                if joined.refused:
+                    raise SubscriptionError(
+                        "Over capacity: presence channel is full "
+                        f"({app.max_presence_members} members)",
+                        channel,
+                        403,
+                        CloseCode.OVER_CAPACITY,
+                    )
+            count = await self.broker.add_subscriber(app_id, channel, socket_id)
+        except (BrokerError, SubscriptionError):
+            self.drop_local(conn, channel)
+            conn.session.forget(channel)  # type: ignore[union-attr]
+            if joined is not None and not joined.refused:
+                with contextlib.suppress(BrokerError):
+                    await self.broker.leave_presence(app_id, channel, socket_id)
+            raise
         if conn.closing:
+            self.drop_local(conn, channel)
             await self._undo(conn, app, channel, member is not None)
             return
         self.node.metrics.subscribed(app_id)
-        if joined is not None:
-            conn.send(
-                encode_channel_event(
-                    "pusher_internal:subscription_succeeded",
-                    channel,
-                    presence_payload(joined.members),
-                )
-            )
-        else:
-            conn.send(
-                encode_channel_event("pusher_internal:subscription_succeeded", channel, _EMPTY)
-            )
-        await self._add_local(conn, channel)
+        data: Any = _EMPTY if joined is None else presence_payload(joined.members)
+        conn.send(encode_channel_event("pusher_internal:subscription_succeeded", channel, data))
         if joined is not None and joined.is_new_user:
             self.node.metrics.member_joined(app_id)
             await self._publish(

@@ -383,3 +383,14 @@ async def test_redis_restart_under_same_node_id_announces_what_was_left(
     ]
     assert await reborn.channels(APP) == {}
     assert await reborn.online(APP, ["u-doomed"]) == set()
+
+
+async def test_redis_burst_of_calls_shares_a_bounded_pool(
+    redis_url: str, make_node: MakeNode
+) -> None:
+    a, _ = await make_node("a")
+    counts = await asyncio.gather(*(a.add_subscriber(APP, "burst", f"s.{n}") for n in range(300)))
+    assert sorted(counts) == list(range(1, 301))
+    async with Redis.from_url(redis_url) as raw:
+        clients = await raw.client_list()
+    assert len(clients) <= 40  # the pool (32), the subscriber, this connection
