@@ -42,6 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="reduced scale, about 2 minutes")
     parser.add_argument("--servers", default="pusherd,soketi")
     parser.add_argument("--soak-minutes", type=float, default=10.0)
+    parser.add_argument(
+        "--pusherd-arg",
+        action="append",
+        default=[],
+        help="extra argument for `pusherd serve` (repeatable), e.g. --pusherd-arg=--log-level "
+        "--pusherd-arg=warning",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.md")
     args = parser.parse_args(argv)
 
@@ -61,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[bench] {scenario.key} {scenario.title} on {name} ...", file=sys.stderr)
             server = None
             try:
-                server = start_server(name)
+                server = start_server(name, tuple(args.pusherd_arg))
                 figures = scenario.run(server, binary, scale)
             except Exception as exc:  # one failure must not lose the rest of the table
                 traceback.print_exc()
@@ -86,12 +93,16 @@ def main(argv: list[str] | None = None) -> int:
         from bench.soak import run_soak
 
         for name in servers:
-            results[name].extend(run_soak(name, binary, args.soak_minutes * 60, RESULTS))
+            results[name].extend(
+                run_soak(name, binary, args.soak_minutes * 60, RESULTS, tuple(args.pusherd_arg))
+            )
 
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    extra = f" pusherd args: `{' '.join(args.pusherd_arg)}`." if args.pusherd_arg else ""
     header = (
         f"Run {stamp}, {'quick' if args.quick else 'full'} scale, scenarios "
-        f"{','.join(sorted(wanted))}; server on CPU 0, C load generator on CPU {GEN_CPU}.\n"
+        f"{','.join(sorted(wanted))}; server on CPU 0, C load generator on CPU {GEN_CPU}."
+        f"{extra}\n"
     )
     table = render_table(results, header)
     print(table)

@@ -35,7 +35,7 @@ def render_table(results: dict[str, list[Figure]], header: str = "") -> str:
         a, b = ours.get(key), peer.get(key)
         unit = (a or b).unit if (a or b) else ""
         ratio = ""
-        if a is not None and b is not None and b.value:
+        if a is not None and b is not None and a.value > 0 and b.value > 0:
             r = a.value / b.value
             good = r <= 1 if a.better == "lower" else r >= 1
             ratio = f"{r:.2f} {'✅' if good else '❌'}"

@@ -124,8 +124,13 @@ def _wait_http(port: int, path: str, timeout: float, proc: subprocess.Popen[byte
     raise RuntimeError(f"no 200 from {path} on port {port} within {timeout} s")
 
 
-def start_pusherd(log_dir: Path | None = None, pin: bool = True) -> Server:
-    """Start ``python -m pusherd serve`` on a free port, pinned to SERVER_CPU if ``pin``."""
+def start_pusherd(
+    log_dir: Path | None = None, pin: bool = True, extra_args: tuple[str, ...] = ()
+) -> Server:
+    """Start ``python -m pusherd serve`` on a free port, pinned to SERVER_CPU if ``pin``.
+
+    ``extra_args`` go to ``serve`` as they are (e.g. ``--log-level warning``).
+    """
     port = free_port()
     work = Path(tempfile.mkdtemp(prefix="pusherd-bench-"))
     config = work / "pusherd.toml"
@@ -141,7 +146,7 @@ def start_pusherd(log_dir: Path | None = None, pin: bool = True) -> Server:
     )
     log = open((log_dir or work) / "pusherd.log", "wb")  # noqa: SIM115 - lives with the process
     argv = [sys.executable, "-m", "pusherd", "serve", "--config", str(config)]
-    argv += ["--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--host", "127.0.0.1", "--port", str(port), *extra_args]
     proc = subprocess.Popen(
         pinned(SERVER_CPU, argv) if pin else argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
     )
@@ -175,10 +180,10 @@ def start_soketi() -> Server:
     return Server("soketi", port, pid)
 
 
-def start_server(name: str) -> Server:
+def start_server(name: str, pusherd_args: tuple[str, ...] = ()) -> Server:
     """Start the server called ``name`` ("pusherd" or "soketi")."""
     if name == "pusherd":
-        return start_pusherd()
+        return start_pusherd(extra_args=pusherd_args)
     if name == "soketi":
         return start_soketi()
     raise ValueError(f"unknown server {name!r}")

@@ -68,11 +68,13 @@ def _cut_off(sock: socket.socket) -> bool:
     return False
 
 
-def run_soak(name: str, binary: Path, seconds: float, results: Path) -> list[Figure]:
+def run_soak(
+    name: str, binary: Path, seconds: float, results: Path, pusherd_args: tuple[str, ...] = ()
+) -> list[Figure]:
     """Run the soak against server ``name`` for ``seconds``; returns its figures."""
     tag = "S5 soak"
     print(f"[bench] S5 soak on {name} for {seconds:.0f} s ...", file=sys.stderr)
-    server = start_server(name)
+    server = start_server(name, pusherd_args)
     subs = Subscribers(binary, server.port, SUBSCRIBERS, channels=CHANNELS, prefix="soak")
     slow: list[socket.socket] = []
     procs: list[subprocess.Popen[str]] = []

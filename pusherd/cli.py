@@ -127,7 +127,7 @@ def _uvicorn_config(config: Config, level: str) -> tuple[uvicorn.Config, Node]:
         ssl_certfile=server.tls.cert if server.tls else None,
         ssl_keyfile=server.tls.key if server.tls else None,
         server_header=False,
-        proxy_headers=True,
+        proxy_headers=False,  # pusherd never uses the client address; saves a middleware
     ), node
 
 
@@ -137,11 +137,27 @@ def _serve(config: Config, level: str, sock: socket.socket | None = None) -> int
         _banner(config)
     server = uvicorn.Server(uv_config)
     _install_reload(config, node)
+    _exit_cleanly_after_shutdown()
     if sock is not None:
         asyncio.run(server.serve(sockets=[sock]))
     else:
         server.run()
     return 0
+
+
+def _exit_cleanly_after_shutdown() -> None:
+    """Exit 0 once uvicorn has shut down on SIGTERM/SIGINT.
+
+    uvicorn re-raises the signal after its graceful shutdown, to whatever handler was
+    installed before it; with this one the process exits normally (status 0, atexit
+    hooks and buffered logs flushed) instead of dying by the signal.
+    """
+
+    def leave(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, leave)
+    signal.signal(signal.SIGINT, leave)
 
 
 def _install_reload(config: Config, node: Node) -> None:

@@ -1,4 +1,10 @@
-"""Logging setup: readable text by default, one JSON object per line with ``json``."""
+"""Logging setup: readable text by default, one JSON object per line with ``json``.
+
+pusherd logs one line per connection open and close and per REST call at ``info``,
+which at thousands of connections a second is a hot path of its own. So records skip
+what nobody reads here (caller frame lookup, thread and process names), and the
+timestamp text is rebuilt once per second instead of once per line.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +14,53 @@ import time
 
 import orjson
 
-__all__ = ["JsonFormatter", "setup_logging"]
+__all__ = ["BufferedHandler", "JsonFormatter", "TextFormatter", "flush_logs", "setup_logging"]
+
+FLUSH_INTERVAL = 0.5
+
+
+class _Clock:
+    """``YYYY-MM-DDTHH:MM:SS`` for a unix time, cached for the current second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def text(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:
+            self._second = second
+            self._text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return self._text
+
+
+class TextFormatter(logging.Formatter):
+    """``2026-11-23T03:21:27.489Z INFO pusherd.node: message``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._clock = _Clock()
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = (
+            f"{self._clock.text(record.created)}.{int(record.msecs):03d}Z "
+            f"{record.levelname} {record.name}: {record.getMessage()}"
+        )
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
 
 
 class JsonFormatter(logging.Formatter):
     """Format records as single-line JSON (for log shippers)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._clock = _Clock()
+
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "time": f"{self._clock.text(record.created)}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -27,13 +70,52 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
+class BufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Write lines through a 64 KiB buffer; flush on warnings and twice a second.
+
+    A ``write`` per log line costs more than the connection it reports when stderr is
+    a file; ``flush_logs`` (called by the node every second, at shutdown and at exit)
+    bounds the delay of quiet periods.
+    """
+
+    def __init__(self) -> None:
+        stream = open(  # noqa: SIM115 - lives as long as the process
+            sys.stderr.fileno(),
+            "w",
+            buffering=1 << 16,
+            encoding="utf-8",
+            errors="replace",
+            closefd=False,
+        )
+        super().__init__(stream)
+        self._flushed = time.monotonic()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write(self.format(record) + "\n")
+            now = time.monotonic()
+            if record.levelno >= logging.WARNING or now - self._flushed > FLUSH_INTERVAL:
+                self._flushed = now
+                self.stream.flush()
+        except Exception:
+            self.handleError(record)
+
+
+def flush_logs() -> None:
+    """Flush every handler of the root logger."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+
+
 def setup_logging(level: str = "info", fmt: str = "text") -> None:
     """Configure the root logger and uvicorn's loggers the same way."""
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # Nothing here prints the caller's file/line, thread or process: don't compute them.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    handler = BufferedHandler()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -20,6 +20,7 @@ from pusherd.apps.base import App, AppRegistry
 from pusherd.brokers.base import Broker, Envelope, EnvelopeKind, Reaped
 from pusherd.config import Config
 from pusherd.errors import BrokerError, CloseCode, ConnectionError_
+from pusherd.logs import flush_logs
 from pusherd.metrics import Metrics
 from pusherd.protocol.actions import Action, ClientEvent, SignIn, Subscribe, Unsubscribe
 from pusherd.protocol.frames import ping_frame
@@ -112,6 +113,7 @@ class Node:
             await self.broker.close()
         except BrokerError as exc:
             logger.warning("broker close failed: %s", exc)
+        flush_logs()
 
     @property
     def ready(self) -> bool:
@@ -255,8 +257,13 @@ class Node:
     # sweep -------------------------------------------------------------------------
     async def _sweep_forever(self) -> None:
         interval = max(0.5, min(self.activity_timeout, self.pong_timeout) / 4)
+        next_sweep = self.clock() + interval
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(1.0)
+            flush_logs()
+            if self.clock() < next_sweep:
+                continue
+            next_sweep = self.clock() + interval
             try:
                 self.sweep(self.clock())
             except Exception:  # the sweep must never die

@@ -1,0 +1,204 @@
+"""Cluster benchmark: cross-node latency and fan-out with 2 Redis nodes vs 1.
+
+    .venv/bin/python -m bench.cluster [--subscribers 2000] [--seconds 4] [--steps 6]
+
+1. **Latency**: subscribers on node B, signed REST publishes on node A at a modest rate:
+   publish-to-receive p50/p99 across nodes (through Redis pub/sub), next to the same
+   figure with publisher and subscribers on one node.
+2. **Fan-out**: ``--subscribers`` sockets on one channel, all on one node, then split
+   evenly over two nodes (REST on node A). The publish rate is raised x1.6 per step until
+   deliveries fall below 90% of the offered load, p99 passes 1 s, or something is lost;
+   the best loss-free deliveries/s is reported.
+
+Nodes run ``python -m pusherd serve`` with ``driver = "redis"`` on one redis-server.
+Node A is pinned to CPU 0 and node B to CPU 1 (``taskset``); the load generator
+(``bench/loadgen.c``) is pinned to CPU 1 too, so on a 2-core machine the two-node figure
+shares a core with the generator: read it with the CPU µs/delivery row. Everything
+talks to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from bench.build import build_loadgen
+from bench.gen import Subscribers, run_pub
+from bench.procstat import cpu_seconds
+from bench.servers import APP_ID, APP_KEY, APP_SECRET, ROOT, Server, _wait_http, free_port, pinned
+
+__all__ = ["main"]
+
+
+def _log(text: str) -> None:
+    print(f"[cluster] {text}", file=sys.stderr, flush=True)
+
+
+def start_redis(work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    if shutil.which("redis-server") is None:
+        raise SystemExit("bench.cluster needs redis-server")
+    port = free_port()
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    argv += ["--appendonly", "no", "--dir", str(work), "--loglevel", "warning"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    if proc.poll() is not None:
+        raise RuntimeError("redis-server did not start")
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def start_node(work: Path, redis_url: str, name: str, cpu: int) -> Server:
+    port = free_port()
+    config = work / f"{name}.toml"
+    config.write_text(
+        f'[server]\nhost = "127.0.0.1"\nport = {port}\n'
+        f'\n[scaling]\ndriver = "redis"\nredis_url = "{redis_url}"\nnode_id = "{name}"\n'
+        f'\n[[apps]]\nid = "{APP_ID}"\nkey = "{APP_KEY}"\nsecret = "{APP_SECRET}"\n'
+    )
+    argv = [sys.executable, "-m", "pusherd", "serve", "--config", str(config)]
+    log = open(work / f"{name}.log", "wb")  # noqa: SIM115 - lives with the process
+    proc = subprocess.Popen(pinned(cpu, argv), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    log.close()
+    server = Server(name, port, proc.pid, proc, work)
+    _wait_http(port, "/ready", 30, proc)
+    return server
+
+
+class Seq:
+    """Sequence numbers continue across publisher runs so receivers never see a repeat."""
+
+    base = 0
+
+
+def window(
+    binary: Path,
+    publisher: Server,
+    groups: list[tuple[Subscribers, int]],
+    nodes: list[Server],
+    rate: float,
+    seconds: float,
+    seq: Seq,
+    prefix: str,
+) -> dict[str, float]:
+    """Publish at ``rate`` events/s on ``publisher`` for ``seconds``; sum every group."""
+    total = sum(n for _, n in groups)
+    for subs, _ in groups:
+        subs.reset()
+    c0, t0 = sum(cpu_seconds(node.pid) for node in nodes), time.monotonic()
+    pub = run_pub(
+        binary,
+        publisher.port,
+        rate=rate,
+        duration=seconds,
+        seq_base=seq.base,
+        prefix=prefix,
+        conns=8,
+    )
+    seq.base = int(pub["last_seq"])
+    during = sum(subs.stats()["deliveries"] for subs, _ in groups)
+    finals = [subs.wait(int(pub["ok"]) * n, 15.0) for subs, n in groups]
+    c1, t1 = sum(cpu_seconds(node.pid) for node in nodes), time.monotonic()
+    delivered = sum(final["deliveries"] for final in finals)
+    expected = int(pub["ok"]) * total
+    return {
+        "offered": rate * total,
+        "deliveries_per_s": during / pub["elapsed"],
+        "p50_ms": max(final["p50_us"] for final in finals) / 1000,
+        "p99_ms": max(final["p99_us"] for final in finals) / 1000,
+        "loss": max(expected - delivered, 0),
+        "dups": sum(final["dups"] for final in finals),
+        "cpu_us_per_delivery": (c1 - c0) * 1e6 / max(delivered, 1),
+        "nodes_cpu_share": (c1 - c0) / (t1 - t0),
+    }
+
+
+def latency(binary: Path, a: Server, b: Server, seconds: float) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    seq = Seq()
+    for label, host in (("same node (A→A)", a), ("cross node (A→B)", b)):
+        prefix = f"lat{host.name}"
+        subs = Subscribers(binary, host.port, 100, channels=1, prefix=prefix)
+        try:
+            subs.ready()
+            window(binary, a, [(subs, 100)], [a, b], 50, 1.0, seq, prefix)  # warm-up
+            out[label] = window(binary, a, [(subs, 100)], [a, b], 200, seconds, seq, prefix)
+        finally:
+            subs.close()
+        _log(f"latency {label}: {out[label]}")
+    return out
+
+
+def fanout(
+    binary: Path, nodes: list[Server], subscribers: int, seconds: float, steps: int
+) -> dict[str, Any]:
+    share = subscribers // len(nodes)
+    prefix = f"fan{len(nodes)}"
+    groups = [
+        (Subscribers(binary, node.port, share, channels=1, prefix=prefix), share) for node in nodes
+    ]
+    seq = Seq()
+    try:
+        for subs, _ in groups:
+            ready = subs.ready()
+            if ready.subscribed < share:
+                raise RuntimeError(
+                    f"only {ready.subscribed}/{share} subscribed, {ready.failed} failed"
+                )
+        rate = 10.0
+        window(binary, nodes[0], groups, nodes, rate, 1.0, seq, prefix)  # warm-up
+        best: dict[str, float] | None = None
+        for _ in range(steps):
+            step = window(binary, nodes[0], groups, nodes, rate, seconds, seq, prefix)
+            _log(f"{len(nodes)} node(s) @ {rate:.0f} ev/s: {step}")
+            failed = (
+                step["deliveries_per_s"] < 0.9 * step["offered"]
+                or step["p99_ms"] > 1000
+                or step["loss"]
+            )
+            if not failed and (best is None or step["deliveries_per_s"] > best["deliveries_per_s"]):
+                best = step
+            if failed:
+                break
+            rate *= 1.6
+        return {"best": best}
+    finally:
+        for subs, _ in groups:
+            subs.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--steps", type=int, default=6)
+    args = parser.parse_args(argv)
+    binary = build_loadgen()
+    results: dict[str, Any] = {}
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pusherd-cluster-")))
+        redis, url = start_redis(work)
+        stack.callback(redis.wait, 5)
+        stack.callback(redis.terminate)
+        a = start_node(work, url, "node-a", 0)
+        stack.callback(a.stop)
+        b = start_node(work, url, "node-b", 1)
+        stack.callback(b.stop)
+        results["latency"] = latency(binary, a, b, args.seconds)
+        results["fanout 1 node"] = fanout(binary, [a], args.subscribers, args.seconds, args.steps)
+        results["fanout 2 nodes"] = fanout(
+            binary, [a, b], args.subscribers, args.seconds, args.steps
+        )
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
