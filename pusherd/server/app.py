@@ -69,7 +69,7 @@ def create_app(config: Config, node: Node | None = None) -> PusherdApp:
     """Return the ASGI app; ``app.state.node`` is the node (pass it to uvicorn as ``ws=``)."""
     node = node or create_node(config)
     prefix = config.server.path_prefix
-    rest = RestApi(node)
+    rest = node.rest = RestApi(node)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

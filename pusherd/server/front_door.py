@@ -16,6 +16,8 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pusherd.server.rest_protocol import RestProtocol
+
 if TYPE_CHECKING:
     from pusherd.server.node import Node
 
@@ -27,13 +29,19 @@ _UPGRADE = re.compile(rb"\r\nupgrade:[ \t]*websocket[ \t]*\r\n", re.IGNORECASE)
 class FrontDoor(asyncio.Protocol):
     """Hand the socket to the right protocol on its first ``data_received``."""
 
-    __slots__ = ("_http", "_kwargs", "_node", "_transport")
+    __slots__ = ("_http", "_kwargs", "_node", "_rest_starts", "_transport")
 
     def __init__(self, node: Node, http: Callable[..., asyncio.Protocol], **kwargs: Any) -> None:
         self._node = node
         self._http = http
         self._kwargs = kwargs
         self._transport: asyncio.Transport | None = None
+        prefix = node.prefix.encode()
+        self._rest_starts = tuple(
+            method + b" " + prefix + path
+            for method in (b"POST", b"GET")
+            for path in (b"/apps/", b"/users/")
+        )
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
@@ -42,9 +50,12 @@ class FrontDoor(asyncio.Protocol):
         transport = self._transport
         assert transport is not None
         protocol: asyncio.Protocol
+        node = self._node
         head_end = data.find(b"\r\n\r\n")
         if data.startswith(b"GET ") and head_end > 0 and _UPGRADE.search(data, 0, head_end + 2):
-            protocol = self._node.ws_protocol(server_state=self._kwargs.get("server_state"))
+            protocol = node.ws_protocol(server_state=self._kwargs.get("server_state"))
+        elif node.rest is not None and data.startswith(self._rest_starts):
+            protocol = RestProtocol(node, node.rest, self._kwargs.get("server_state"))
         else:
             protocol = self._http(**self._kwargs)
         protocol.connection_made(transport)

@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse, Response
 from pusherd.metrics import CONTENT_TYPE
 from pusherd.server.node import Node
 
-__all__ = ["metrics", "ready", "up"]
+__all__ = ["metrics", "readiness", "ready", "up"]
 
 
 async def up(request: Request) -> Response:
@@ -16,13 +16,17 @@ async def up(request: Request) -> Response:
     return JSONResponse({"health": "OK"})
 
 
-async def ready(request: Request) -> Response:
+def readiness(node: Node) -> tuple[int, dict[str, object]]:
     """200 when the node accepts sockets; 503 while starting, draining or cut off."""
-    node: Node = request.app.state.node
     if node.ready:
-        return JSONResponse({"ready": True})
+        return 200, {"ready": True}
     reason = "draining" if node.draining else "starting" if not node.started else "broker"
-    return JSONResponse({"ready": False, "reason": reason}, status_code=503)
+    return 503, {"ready": False, "reason": reason}
+
+
+async def ready(request: Request) -> Response:
+    status, body = readiness(request.app.state.node)
+    return JSONResponse(body, status_code=status)
 
 
 async def metrics(request: Request) -> Response:

@@ -63,29 +63,14 @@ class RestApi:
         self._buckets: dict[str, tuple[float, float]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        endpoint = "unknown"
-        received = 0
+        """Serve one request as an ASGI app (behind uvicorn's HTTP protocol)."""
         try:
-            method = scope["method"]
-            path = scope["path"]
-            if self.prefix and path.startswith(self.prefix):
-                path = path[len(self.prefix) :]
-            route = _match(method, path)
-            if route is None:
-                raise ApiError("Not found", 404 if _known_path(path) is None else 405)
-            endpoint, groups = route
-            body = await self._read_body(scope, receive)
-            received = len(body)
-            params = parse_query(scope.get("query_string", b"").decode("latin-1"))
-            app = self._authenticate(endpoint, groups, method, path, params, body)
-            result = await getattr(self, "_" + endpoint)(app, groups, params, body)
-            status, payload, content_type = 200, orjson.dumps(result), b"application/json"
-        except ApiError as exc:
-            status, payload, content_type = exc.status, exc.message.encode() + b"\n", b"text/plain"
-        except BrokerError as exc:
-            logger.warning("rest %s failed: broker unavailable: %s", endpoint, exc)
-            status, payload, content_type = 503, b"Service temporarily unavailable\n", b"text/plain"
+            body: bytes | None = await self._read_body(scope, receive)
+        except ApiError:
+            body = None  # too large: handle() answers 413
+        status, payload, content_type = await self.handle(
+            scope["method"], scope["path"], scope.get("query_string", b""), body
+        )
         await send(
             {
                 "type": "http.response.start",
@@ -97,12 +82,42 @@ class RestApi:
             }
         )
         await send({"type": "http.response.body", "body": payload})
+
+    async def handle(
+        self, method: str, path: str, query_string: bytes, body: bytes | None
+    ) -> tuple[int, bytes, bytes]:
+        """Answer one REST request; return (status, body, content type).
+
+        Args:
+            path: the decoded path, mount prefix included.
+            body: the raw body, or None when it was larger than ``max_http_body_kb``.
+        """
+        started = time.perf_counter()
+        endpoint = "unknown"
+        received = len(body) if body is not None else 0
+        try:
+            if self.prefix and path.startswith(self.prefix):
+                path = path[len(self.prefix) :]
+            route = _match(method, path)
+            if route is None:
+                raise ApiError("Not found", 404 if _known_path(path) is None else 405)
+            endpoint, groups = route
+            if body is None:
+                raise ApiError(f"Request body larger than {self.max_body // 1024} KB", 413)
+            params = parse_query(query_string.decode("latin-1"))
+            app = self._authenticate(endpoint, groups, method, path, params, body)
+            result = await getattr(self, "_" + endpoint)(app, groups, params, body)
+            status, payload, content_type = 200, orjson.dumps(result), b"application/json"
+        except ApiError as exc:
+            status, payload, content_type = exc.status, exc.message.encode() + b"\n", b"text/plain"
+        except BrokerError as exc:
+            logger.warning("rest %s failed: broker unavailable: %s", endpoint, exc)
+            status, payload, content_type = 503, b"Service temporarily unavailable\n", b"text/plain"
         elapsed = time.perf_counter() - started
         self.node.metrics.http_request(endpoint, status, elapsed, received, len(payload))
         if logger.isEnabledFor(logging.INFO):
-            logger.info(
-                "rest %s %s -> %d (%.1f ms)", scope["method"], endpoint, status, elapsed * 1000
-            )
+            logger.info("rest %s %s -> %d (%.1f ms)", method, endpoint, status, elapsed * 1000)
+        return status, payload, content_type
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         for name, value in scope.get("headers", ()):

@@ -14,7 +14,7 @@ import os
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pusherd.apps.base import App, AppRegistry
 from pusherd.brokers.base import Broker, Envelope, EnvelopeKind, Reaped
@@ -34,6 +34,9 @@ from pusherd.server.hub import Hub
 from pusherd.server.membership import Membership
 from pusherd.server.metrics_port import MetricsListener
 from pusherd.webhooks import WebhookSender
+
+if TYPE_CHECKING:
+    from pusherd.server.http_api import RestApi
 
 __all__ = ["Node"]
 
@@ -79,6 +82,7 @@ class Node:
         self._tasks: set[asyncio.Future[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self.metrics_listener: MetricsListener | None = None
+        self.rest: RestApi | None = None  # set by create_app
         self._socket_ids = SocketIds()
 
     def __repr__(self) -> str:

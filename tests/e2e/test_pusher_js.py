@@ -165,6 +165,10 @@ async def test_unsubscribed_client_stops_receiving(
         await client.subscribe(channel)
         await client.subscribed(channel)
     await client.send("unsubscribe", channel=gone)
+    # Pusher has no unsubscribe acknowledgement; a ping answered on the same socket
+    # proves the server has processed the unsubscribe before the backend publishes.
+    await client.send("send_event", event="pusher:ping", data={})
+    await client.recv("pusher:pong")
     sdk.trigger(gone, "late", {})
     sdk.trigger(kept, "barrier", {})
     await client.event(kept, "barrier")

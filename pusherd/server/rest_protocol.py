@@ -1,0 +1,232 @@
+"""HTTP/1.1 keep-alive connections from backends publishing through the REST API.
+
+``FrontDoor`` hands a socket here when its first request is for ``/apps/…`` (or the
+Python SDK's ``/users/…``). Backends keep these connections open and send request
+after request, so each request costs only the httptools parse, ``RestApi.handle`` and
+one ``write``: no ASGI scope, no task per request (with the memory broker nothing
+waits, see ``eager``), no middleware. ``/up``, ``/ready`` and ``/metrics`` are answered
+too; any other path is a 404 (all other traffic goes through uvicorn and Starlette).
+Requests are answered in order; a pipelining flood pauses reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+import httptools
+import orjson
+
+from pusherd.metrics import CONTENT_TYPE
+from pusherd.server.eager import start_eagerly
+from pusherd.server.health import readiness
+
+if TYPE_CHECKING:
+    from pusherd.server.http_api import RestApi
+    from pusherd.server.node import Node
+
+__all__ = ["RestProtocol"]
+
+logger = logging.getLogger("pusherd.http")
+
+KEEP_ALIVE_TIMEOUT = 60.0
+MAX_PIPELINE = 32
+_REASONS = {
+    200: b"OK",
+    400: b"Bad Request",
+    401: b"Unauthorized",
+    403: b"Forbidden",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    413: b"Payload Too Large",
+    429: b"Too Many Requests",
+    503: b"Service Unavailable",
+}
+
+
+class _Request:
+    __slots__ = ("body", "keep_alive", "method", "too_large", "url")
+
+    def __init__(self) -> None:
+        self.method = ""
+        self.url = b""
+        self.body: list[bytes] = []
+        self.too_large = False
+        self.keep_alive = True
+
+
+class RestProtocol(asyncio.Protocol):
+    """Serve REST requests on one connection (see the module docstring)."""
+
+    def __init__(self, node: Node, rest: RestApi, server_state: Any = None) -> None:
+        self.node = node
+        self.rest = rest
+        self.server_state = server_state
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.current = _Request()
+        self.size = 0
+        self.pending: deque[_Request] = deque()
+        self.busy = False
+        self.closing = False
+        self.paused = False
+        self.idle: asyncio.TimerHandle | None = None
+        self.max_body = rest.max_body
+
+    # asyncio.Protocol --------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        if self.server_state is not None:
+            self.server_state.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.idle is not None:
+            self.idle.cancel()
+            self.idle = None
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(b"upgrades are not supported on this connection")
+        except httptools.HttpParserError:
+            self._fail(b"invalid HTTP request")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        if self.idle is not None:
+            self.idle.cancel()
+        if self.server_state is not None:
+            self.server_state.connections.discard(self)
+
+    def shutdown(self) -> None:
+        """uvicorn's graceful shutdown: finish the request in flight, then close."""
+        self.closing = True
+        if not self.busy and self.transport is not None:
+            self.transport.close()
+
+    # httptools callbacks -----------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self.current = _Request()
+        self.size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self.current.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        lowered = name.lower()
+        if lowered == b"content-length" and value.isdigit() and int(value) > self.max_body:
+            self.current.too_large = True
+        elif lowered == b"expect" and value.lower() == b"100-continue":
+            assert self.transport is not None
+            if not self.current.too_large:
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        self.size += len(body)
+        if self.size > self.max_body:
+            self.current.too_large = True
+            self.current.body.clear()
+        elif not self.current.too_large:
+            self.current.body.append(body)
+
+    def on_message_complete(self) -> None:
+        request = self.current
+        request.method = self.parser.get_method().decode("latin-1")
+        request.keep_alive = self.parser.should_keep_alive()
+        self.pending.append(request)
+        if len(self.pending) >= MAX_PIPELINE and not self.paused and self.transport:
+            self.paused = True
+            self.transport.pause_reading()
+        if not self.busy:
+            self._next()
+
+    # serving -----------------------------------------------------------------------
+    def _next(self) -> None:
+        while self.pending and not self.closing:
+            request = self.pending.popleft()
+            coro = self._serve(request)
+            if self.node.eager:
+                waiting = start_eagerly(coro)
+                if waiting is None:
+                    continue
+            else:
+                waiting = asyncio.get_running_loop().create_task(coro)
+            self.busy = True
+            waiting.add_done_callback(self._resume)
+            return
+        if self.paused and self.transport is not None and not self.closing:
+            self.paused = False
+            self.transport.resume_reading()
+        if not self.pending and not self.closing:
+            self.idle = asyncio.get_running_loop().call_later(KEEP_ALIVE_TIMEOUT, self._expire)
+
+    def _resume(self, _: asyncio.Future[None]) -> None:
+        self.busy = False
+        if self.closing and self.transport is not None:
+            self.transport.close()
+            return
+        self._next()
+
+    def _expire(self) -> None:
+        if self.transport is not None and not self.busy:
+            self.transport.close()
+
+    async def _serve(self, request: _Request) -> None:
+        path_bytes, _, query = request.url.partition(b"?")
+        path = unquote(path_bytes.decode("latin-1"))
+        body = None if request.too_large else b"".join(request.body)
+        status, payload, content_type = await self._answer(request.method, path, query, body)
+        self._respond(status, payload, content_type, request.keep_alive)
+
+    async def _answer(
+        self, method: str, path: str, query: bytes, body: bytes | None
+    ) -> tuple[int, bytes, bytes]:
+        prefix = self.node.prefix
+        local = path[len(prefix) :] if prefix and path.startswith(prefix) else path
+        if method == "GET" and local in ("/up", "/ready", "/metrics"):
+            return self._probe(local)
+        if not path.startswith(prefix + "/"):
+            return 404, b"Not found\n", b"text/plain"
+        return await self.rest.handle(method, path, query, body)
+
+    def _probe(self, path: str) -> tuple[int, bytes, bytes]:
+        node = self.node
+        if path == "/up":
+            return 200, b'{"health":"OK"}', b"application/json"
+        if path == "/ready":
+            status, body = readiness(node)
+            return status, orjson.dumps(body), b"application/json"
+        if not node.config.metrics.enabled:
+            return 404, b"Not found\n", b"text/plain"
+        return 200, node.metrics.render(), CONTENT_TYPE.encode()
+
+    def _respond(self, status: int, payload: bytes, content_type: bytes, keep_alive: bool) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        close = not keep_alive or self.closing
+        transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n%s\r\n%s"
+            % (
+                status,
+                _REASONS.get(status, b"Error"),
+                content_type,
+                len(payload),
+                b"connection: close\r\n" if close else b"",
+                payload,
+            )
+        )
+        if close:
+            self.closing = True
+            transport.close()
+
+    def _fail(self, message: bytes) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.write(
+                b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\n"
+                b"content-length: %d\r\nconnection: close\r\n\r\n%s\n" % (len(message) + 1, message)
+            )
+            self.transport.close()

@@ -1,0 +1,99 @@
+"""The keep-alive REST connection, over raw sockets: pipelining, limits, probes, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+
+from tests.server.conftest import Running
+
+
+def publish_request(channel: str, extra_headers: bytes = b"", body: bytes | None = None) -> bytes:
+    raw = (
+        body
+        if body is not None
+        else json.dumps({"name": "e", "channel": channel, "data": "{}"}).encode()
+    )
+    query = (
+        f"auth_key=app-key&auth_timestamp={int(time.time())}&auth_version=1.0"
+        f"&body_md5={hashlib.md5(raw).hexdigest()}"
+    )
+    signature = hmac.new(
+        b"app-secret", f"POST\n/apps/12345/events\n{query}".encode(), hashlib.sha256
+    ).hexdigest()
+    return (
+        (
+            f"POST /apps/12345/events?{query}&auth_signature={signature} HTTP/1.1\r\n"
+            f"Host: x\r\nContent-Type: application/json\r\nContent-Length: {len(raw)}\r\n"
+        ).encode()
+        + extra_headers
+        + b"\r\n"
+        + raw
+    )
+
+
+async def exchange(running: Running, data: bytes, until: bytes, count: int = 1) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
+    try:
+        writer.write(data)
+        received = b""
+        async with asyncio.timeout(5):
+            while received.count(until) < count:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    break
+                received += chunk
+        return received
+    finally:
+        writer.close()
+
+
+async def test_rest_connection_answers_pipelined_requests_in_order(running: Running) -> None:
+    requests = b"".join(publish_request(f"c{i}") for i in range(5))
+    requests += b"GET /up HTTP/1.1\r\nHost: x\r\n\r\n"
+    response = await exchange(running, requests, b"HTTP/1.1 200 OK", 6)
+    assert response.count(b"HTTP/1.1 200 OK") == 6
+    assert response.endswith(b'{"health":"OK"}')
+
+
+async def test_rest_connection_answers_expect_100_continue(running: Running) -> None:
+    request = publish_request("c", b"Expect: 100-continue\r\n")
+    response = await exchange(running, request, b"{}")
+    assert response.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK")
+
+
+async def test_rest_connection_oversized_body_is_413_and_keeps_serving(running: Running) -> None:
+    big = publish_request("c", body=b"x" * (1024 * 1024 + 1))
+    response = await exchange(running, big + publish_request("c"), b"HTTP/1.1", 2)
+    assert response.startswith(b"HTTP/1.1 413")
+    assert b"HTTP/1.1 200 OK" in response
+
+
+async def test_rest_connection_probes_and_unknown_paths(running: Running) -> None:
+    requests = (
+        publish_request("c")
+        + b"GET /ready HTTP/1.1\r\nHost: x\r\n\r\n"
+        + b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+        + b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    response = await exchange(running, requests, b"HTTP/1.1 ", 4)
+    assert b'{"ready":true}' in response
+    assert b"pusherd_http_calls_received_total" in response
+    assert b"HTTP/1.1 404 Not Found" in response
+
+
+async def test_rest_connection_close_header_closes_after_the_answer(running: Running) -> None:
+    response = await exchange(running, publish_request("c", b"Connection: close\r\n"), b"\0")
+    assert response.startswith(b"HTTP/1.1 200 OK")
+    assert b"connection: close" in response
+
+
+async def test_rest_connection_invalid_http_gets_400(running: Running) -> None:
+    response = await exchange(
+        running, publish_request("c") + b"NOT HTTP AT ALL\r\n\r\n", b"HTTP/1.1 400"
+    )
+    assert b"HTTP/1.1 200 OK" in response
+    assert b"HTTP/1.1 400 Bad Request" in response
