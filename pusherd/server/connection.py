@@ -192,7 +192,9 @@ class Connection(asyncio.Protocol):
 
     def _on_text(self, payload: bytes) -> None:
         if self.node.debug:
-            logger.debug("frame in %s: %s", self.socket_id, payload[:2000])
+            logger.debug(
+                "frame in %s: %s", self.socket_id, payload[:2000].decode("utf-8", "replace")
+            )
         assert self.app is not None
         self.node.metrics.message_received(self.app.id, len(payload))
         if self.task is not None:
@@ -280,6 +282,8 @@ class Connection(asyncio.Protocol):
         if isinstance(exc, ConnectionError_):
             self.close(exc.code, exc.message)
             return
+        if exc.code == CloseCode.CLIENT_EVENT_RATE_LIMIT and self.app is not None:
+            self.node.metrics.rate_limited(self.app.id, "client_events")
         if isinstance(exc, SubscriptionError) and exc.channel:
             error_type = "AuthError" if exc.status in (401, 403) else "SubscriptionError"
             # Object data, as soketi sends it; pusher-js routes it to the channel, so
@@ -306,7 +310,9 @@ class Connection(asyncio.Protocol):
         if self.closing:
             return
         if self.node.debug:
-            logger.debug("frame out %s: %s", self.socket_id, payload[:2000])
+            logger.debug(
+                "frame out %s: %s", self.socket_id, payload[:2000].decode("utf-8", "replace")
+            )
         frame = text_frame(payload)
         if self.out is not None:
             self.out.append(frame)

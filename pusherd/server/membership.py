@@ -58,7 +58,8 @@ class Membership:
     async def _add_local(self, conn: Connection, channel: str) -> None:
         app_id = conn.app.id  # type: ignore[union-attr]
         key = (app_id, channel)
-        self.hub.add(app_id, channel, conn)
+        if self.hub.add(app_id, channel, conn):
+            self.node.metrics.channel_opened(app_id)
         if key in self._broker_channels or self.node.eager:
             return  # the memory broker keeps no node-level subscriptions
         try:
@@ -66,15 +67,18 @@ class Membership:
         except BrokerError:
             # The broker forgets a failed subscribe; so must we, or no later subscriber
             # would ever ask again.
-            self.hub.remove(app_id, channel, conn)
+            if self.hub.remove(app_id, channel, conn):
+                self.node.metrics.channel_opened(app_id, -1)
             raise
         self._broker_channels.add(key)
 
     def drop_local(self, conn: Connection, channel: str) -> None:
         """Unindex ``conn`` now; unsubscribe the node from the broker in the background."""
         app_id = conn.app.id  # type: ignore[union-attr]
-        if self.hub.remove(app_id, channel, conn) and (app_id, channel) in self._broker_channels:
-            self.node.spawn(self._broker_unsubscribe(app_id, channel))
+        if self.hub.remove(app_id, channel, conn):
+            self.node.metrics.channel_opened(app_id, -1)
+            if (app_id, channel) in self._broker_channels:
+                self.node.spawn(self._broker_unsubscribe(app_id, channel))
 
     async def _broker_unsubscribe(self, app_id: str, channel: str) -> None:
         if self.hub.local_count(app_id, channel):

@@ -121,3 +121,18 @@ async def test_metrics_on_a_separate_port_and_publish_latency_recorded() -> None
             assert response.status_code == 200
             assert "pusherd_publish_to_write_seconds_count 1.0" in response.text
             assert (await http.get(f"http://127.0.0.1:{port}/other")).status_code == 404
+
+
+async def test_metrics_count_channels_and_client_event_rate_limits(running: Running) -> None:
+    from tests.server.conftest import private_auth
+
+    async with Client.open(running.url()) as client:
+        socket_id = await client.established()
+        await client.subscribe("private-m", private_auth(socket_id, "private-m"))
+        for index in range(11):
+            await client.send("client-x", {"i": index}, channel="private-m")
+        assert (await client.recv())["data"]["code"] == 4301
+        text = running.node.metrics.render().decode()
+        assert 'pusherd_channels{app_id="12345"} 1.0' in text
+        assert 'pusherd_subscriptions{app_id="12345"} 1.0' in text
+        assert 'pusherd_rate_limited_total{app_id="12345",limit="client_events"} 1.0' in text

@@ -135,3 +135,15 @@ async def test_json_log_format_writes_one_object_per_line() -> None:
         assert any(r["message"].startswith("connection opened") for r in records)
         assert all({"time", "level", "logger", "message"} <= r.keys() for r in records)
         assert "s3cr3t-not-for-logs" not in server.log_path.read_text()
+
+
+async def test_debug_logs_every_frame_but_no_secret() -> None:
+    with ServerProcess({"apps": [APP]}, extra_args=["--debug"]) as server:
+        async with Client.open(f"{server.ws_url}/app/app-key?protocol=7") as client:
+            await client.established()
+            await client.subscribe("debugged")
+        server.stop()
+        log = server.log_path.read_text()
+        assert "frame in" in log and '"channel":"debugged"' in log
+        assert "frame out" in log and "subscription_succeeded" in log
+        assert "s3cr3t-not-for-logs" not in log
