@@ -272,6 +272,9 @@ class Connection(asyncio.Protocol):
                     if channel is not None
                     else PusherError("Temporarily unavailable, try again")
                 )
+            except Exception:  # a bug must cost this message, never the process or socket
+                logger.exception("internal error while handling %s", type(action).__name__)
+                self.fail(PusherError("Internal server error"))
 
     # errors ------------------------------------------------------------------------
     def fail(self, exc: PusherError) -> None:

@@ -27,6 +27,9 @@ def start_eagerly(coro: Coroutine[Any, Any, None]) -> asyncio.Future[None] | Non
         yielded = coro.send(None)
     except StopIteration:
         return None
+    except Exception:  # as a task would: log it, never raise into the caller's callback
+        logger.exception("eagerly started coroutine failed")
+        return None
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     _wait(coro, yielded, done)
     return done

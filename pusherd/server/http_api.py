@@ -113,6 +113,9 @@ class RestApi:
         except BrokerError as exc:
             logger.warning("rest %s failed: broker unavailable: %s", endpoint, exc)
             status, payload, content_type = 503, b"Service temporarily unavailable\n", b"text/plain"
+        except Exception:
+            logger.exception("rest %s failed", endpoint)
+            status, payload, content_type = 500, b"Internal server error\n", b"text/plain"
         elapsed = time.perf_counter() - started
         self.node.metrics.http_request(endpoint, status, elapsed, received, len(payload))
         if logger.isEnabledFor(logging.INFO):

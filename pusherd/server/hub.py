@@ -141,9 +141,13 @@ class Hub:
             if out is None or conn.closing:
                 continue
             transport = conn.transport
-            transport.write(out[0] if len(out) == 1 else b"".join(out))
-            if transport.get_write_buffer_size() > limit:
-                conn.overflow()
+            try:
+                transport.write(out[0] if len(out) == 1 else b"".join(out))
+                if transport.get_write_buffer_size() > limit:
+                    conn.overflow()
+            except Exception:  # one broken socket must not stop the others' writes
+                logger.exception("skipped write: failed to write to socket %s", conn.socket_id)
+                conn.abort()
         if self._queued_at:
             self.metrics.publish_latency(time.perf_counter() - self._queued_at)
             self._queued_at = 0.0

@@ -263,6 +263,8 @@ class Membership:
                 await self.broker.remove_connection(app.id, conn.socket_id)
         except BrokerError as exc:
             logger.warning("cleanup of socket %s incomplete: %s", conn.socket_id, exc)
+        except Exception:
+            logger.exception("cleanup of socket %s failed", conn.socket_id)
 
     async def announce_reaped(self, reaped: Reaped) -> None:
         """Announce what a dead node left behind (the broker already removed it)."""

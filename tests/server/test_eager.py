@@ -50,3 +50,13 @@ async def test_start_eagerly_reports_a_failure_after_waiting() -> None:
     with pytest.raises(ValueError, match="boom"):
         async with asyncio.timeout(5):
             await done
+
+
+async def test_start_eagerly_logs_a_synchronous_failure_instead_of_raising(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def work() -> None:
+        raise RuntimeError("bug")
+
+    assert start_eagerly(work()) is None
+    assert "eagerly started coroutine failed" in caplog.text
