@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pusher
 import pytest
 
+from tests.redis_server import RedisServer
 from tests.server_process import ServerProcess
 
 __all__ = [
@@ -455,3 +456,12 @@ async def launch(target: Target) -> AsyncIterator[Launch]:
 
     yield start
     await asyncio.gather(*(c.close() for c in clients))
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server per cluster test module (skipped where none is installed)."""
+    if not RedisServer.available():
+        pytest.skip("redis-server is not installed")
+    with RedisServer() as server:
+        yield server

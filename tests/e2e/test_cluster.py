@@ -41,14 +41,6 @@ LIMITED = {"id": "67890", "key": "limited-key", "secret": "limited-secret"}
 Open = Callable[..., Awaitable[Client]]
 
 
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    if not RedisServer.available():
-        pytest.skip("redis-server is not installed")
-    with RedisServer() as server:
-        yield server
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def receiver() -> AsyncIterator[WebhookReceiver]:
     async with WebhookReceiver() as hooks:

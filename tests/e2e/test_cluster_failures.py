@@ -35,14 +35,6 @@ __all__: list[str] = []
 pytestmark = [pytest.mark.redis, pytest.mark.asyncio(loop_scope="module")]
 
 
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    if not RedisServer.available():
-        pytest.skip("redis-server is not installed")
-    with RedisServer() as server:
-        yield server
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def receiver() -> AsyncIterator[WebhookReceiver]:
     async with WebhookReceiver() as hooks:

@@ -28,14 +28,6 @@ MAX_SOCKETS = 24
 
 
 @pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    if not RedisServer.available():
-        pytest.skip("redis-server is not installed")
-    with RedisServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def server(redis_server: RedisServer) -> Iterator[ServerProcess]:
     config = node_config(redis_server.url, "workers", [APP])
     process = ServerProcess(config, extra_args=["--workers", "2"])
