@@ -76,6 +76,10 @@ class Hub:
     def channels(self) -> Iterator[ChannelKey]:
         return iter(list(self._channels))
 
+    def has(self, app_id: str, channel: str, conn: Connection) -> bool:
+        conns = self._channels.get((app_id, channel))
+        return conns is not None and conn in conns
+
     def subscribers(self, app_id: str, channel: str) -> list[Connection]:
         return list(self._channels.get((app_id, channel), ()))
 

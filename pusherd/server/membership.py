@@ -95,7 +95,7 @@ class Membership:
         assert app is not None
         channel, kind, member = action.channel, action.kind, action.member
         app_id, socket_id = app.id, conn.socket_id
-        if conn in self.hub.subscribers(app_id, channel):
+        if self.hub.has(app_id, channel, conn):
             await self._succeeded(conn, app, channel, kind)
             return
         if kind is ChannelKind.SERVER_TO_USER:
