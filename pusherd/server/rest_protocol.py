@@ -48,11 +48,12 @@ _REASONS = {
 
 
 class _Request:
-    __slots__ = ("body", "keep_alive", "method", "too_large", "url")
+    __slots__ = ("body", "headers", "keep_alive", "method", "too_large", "url")
 
     def __init__(self) -> None:
         self.method = ""
         self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
         self.too_large = False
         self.keep_alive = True
@@ -74,6 +75,7 @@ class RestProtocol(asyncio.Protocol):
         self.closing = False
         self.paused = False
         self.idle: asyncio.TimerHandle | None = None
+        self.upgrade: _Request | None = None
         self.max_body = rest.max_body
 
     # asyncio.Protocol --------------------------------------------------------------
@@ -89,7 +91,7 @@ class RestProtocol(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._fail(b"upgrades are not supported on this connection")
+            self._switch_to_websocket()
         except httptools.HttpParserError:
             self._fail(b"invalid HTTP request")
 
@@ -115,6 +117,7 @@ class RestProtocol(asyncio.Protocol):
         self.current.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self.current.headers.append((name, value))
         lowered = name.lower()
         if lowered == b"content-length" and value.isdigit() and int(value) > self.max_body:
             self.current.too_large = True
@@ -133,6 +136,9 @@ class RestProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         request = self.current
+        if self.parser.should_upgrade():
+            self.upgrade = request  # data_received hands the socket over
+            return
         request.method = self.parser.get_method().decode("latin-1")
         request.keep_alive = self.parser.should_keep_alive()
         self.pending.append(request)
@@ -141,6 +147,29 @@ class RestProtocol(asyncio.Protocol):
             self.transport.pause_reading()
         if not self.busy:
             self._next()
+
+    def _switch_to_websocket(self) -> None:
+        """Hand the socket to a ``Connection``: proxies reuse pooled keep-alive connections
+        for WebSocket upgrades, so one can arrive after REST calls on the same socket."""
+        request = self.upgrade
+        transport = self.transport
+        if request is None or transport is None or self.busy or self.pending:
+            self._fail(b"upgrade not possible on this connection now")
+            return
+        if self.idle is not None:
+            self.idle.cancel()
+            self.idle = None
+        self.closing = True
+        if self.server_state is not None:
+            self.server_state.connections.discard(self)
+        head = [b"GET ", request.url, b" HTTP/1.1\r\n"]
+        for name, value in request.headers:
+            head += [name, b": ", value, b"\r\n"]
+        head.append(b"\r\n")
+        connection = self.node.ws_protocol(server_state=self.server_state)
+        connection.connection_made(transport)
+        transport.set_protocol(connection)
+        connection.data_received(b"".join(head))
 
     # serving -----------------------------------------------------------------------
     def _next(self) -> None:

@@ -97,3 +97,24 @@ async def test_rest_connection_invalid_http_gets_400(running: Running) -> None:
     )
     assert b"HTTP/1.1 200 OK" in response
     assert b"HTTP/1.1 400 Bad Request" in response
+
+
+async def test_rest_connection_can_be_upgraded_to_a_websocket_after_rest_calls(
+    running: Running,
+) -> None:
+    # Proxies (Caddy, nginx) reuse pooled keep-alive upstream connections for upgrades.
+    upgrade = (
+        b"GET /app/app-key?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
+    try:
+        writer.write(publish_request("c"))
+        async with asyncio.timeout(5):
+            assert (await reader.readuntil(b"{}")).startswith(b"HTTP/1.1 200 OK")
+            writer.write(upgrade)
+            switched = await reader.readuntil(b"connection_established")
+        assert switched.startswith(b"HTTP/1.1 101 Switching Protocols")
+    finally:
+        writer.close()
