@@ -211,7 +211,8 @@ class Membership:
 
     # unsubscribe -------------------------------------------------------------------
     async def unsubscribe(self, conn: Connection, action: Unsubscribe) -> None:
-        self.drop_local(conn, action.channel)
+        # The socket already left the local index when the message arrived
+        # (Connection._execute), so delivery stopped before this ran.
         app = conn.app
         assert app is not None
         await self._leave(app, conn.socket_id, action)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -11,11 +13,17 @@ from pusherd.brokers import Broker, create_broker
 from pusherd.brokers.base import Envelope, Reaped
 from tests.redis_server import RedisServer
 
-__all__ = ["Inbox", "eventually", "wait_until"]
+if TYPE_CHECKING:
+    from pusherd.brokers.redis import RedisBroker
+
+__all__ = ["INTERVAL", "TIMEOUT", "Inbox", "MakeNode", "eventually", "redis_nodes", "wait_until"]
 
 # real waits are bounded: every wait gives up after this many seconds
 WAIT = 5.0
 POLL = 0.02
+# short heartbeats so reaping and recovery happen within a test's patience
+INTERVAL = 0.2
+TIMEOUT = 1.0
 
 
 class Inbox:
@@ -115,3 +123,35 @@ async def broker(request: pytest.FixtureRequest, inbox: Inbox) -> AsyncIterator[
         yield instance
     finally:
         await instance.close()
+
+
+MakeNode = Callable[..., Awaitable[tuple["RedisBroker", Inbox]]]
+
+
+@contextlib.asynccontextmanager
+async def redis_nodes(default_url: str) -> AsyncIterator[MakeNode]:
+    """Start ``RedisBroker`` nodes with short heartbeats; close them all on exit."""
+    from pusherd.brokers.redis import RedisBroker
+
+    nodes: list[RedisBroker] = []
+
+    async def make(
+        node_id: str, url: str = default_url, **options: object
+    ) -> tuple[RedisBroker, Inbox]:
+        inbox = Inbox()
+        node = RedisBroker(
+            url,
+            node_id,
+            heartbeat_interval=INTERVAL,
+            node_timeout=TIMEOUT,
+            **options,  # type: ignore[arg-type]
+        )
+        nodes.append(node)
+        await node.start(inbox.deliver, inbox.on_reaped)
+        return node, inbox
+
+    try:
+        yield make
+    finally:
+        for node in nodes:
+            await node.close()

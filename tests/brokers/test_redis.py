@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 
 import pytest
 from redis.asyncio import Redis
@@ -16,7 +16,15 @@ from pusherd.brokers.redis import RedisBroker, decode_envelope, encode_envelope
 from pusherd.errors import BrokerError
 from pusherd.metrics import Metrics
 from pusherd.protocol.presence import Member
-from tests.brokers.conftest import Inbox, eventually, wait_until
+from tests.brokers.conftest import (
+    INTERVAL,
+    TIMEOUT,
+    Inbox,
+    MakeNode,
+    eventually,
+    redis_nodes,
+    wait_until,
+)
 from tests.redis_server import RedisServer, free_port
 
 __all__: list[str] = []
@@ -24,10 +32,7 @@ __all__: list[str] = []
 pytestmark = pytest.mark.redis
 
 APP = "app-1"
-INTERVAL = 0.2
-TIMEOUT = 1.0
 
-MakeNode = Callable[..., Awaitable[tuple[RedisBroker, Inbox]]]
 
 # A node in its own process, killed with SIGKILL: nothing of it runs close().
 DOOMED_NODE = """
@@ -53,27 +58,8 @@ asyncio.run(main())
 
 @pytest.fixture
 async def make_node(redis_url: str) -> AsyncIterator[MakeNode]:
-    """Start ``RedisBroker`` nodes (on the session server unless ``url`` is given)."""
-    nodes: list[RedisBroker] = []
-
-    async def make(
-        node_id: str, url: str = redis_url, **options: object
-    ) -> tuple[RedisBroker, Inbox]:
-        inbox = Inbox()
-        node = RedisBroker(
-            url,
-            node_id,
-            heartbeat_interval=INTERVAL,
-            node_timeout=TIMEOUT,
-            **options,  # type: ignore[arg-type]
-        )
-        nodes.append(node)
-        await node.start(inbox.deliver, inbox.on_reaped)
-        return node, inbox
-
-    yield make
-    for node in nodes:
-        await node.close()
+    async with redis_nodes(redis_url) as make:
+        yield make
 
 
 def test_envelope_encoding_round_trips() -> None:

@@ -8,16 +8,15 @@ gap; B must see every number once, in order, after the reconnect.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
 
 from pusherd.brokers.base import Envelope, EnvelopeKind
-from pusherd.brokers.redis import RedisBroker
 from pusherd.brokers.redis_pubsub import decode_envelope, encode_envelope, envelope_origin
 from pusherd.metrics import Metrics
-from tests.brokers.conftest import Inbox, wait_until
+from tests.brokers.conftest import INTERVAL, Inbox, MakeNode, redis_nodes, wait_until
 from tests.redis_server import RedisServer
 
 __all__: list[str] = []
@@ -25,32 +24,12 @@ __all__: list[str] = []
 pytestmark = pytest.mark.redis
 
 APP = "app-1"
-INTERVAL = 0.2
-TIMEOUT = 1.0
-
-MakeNode = Callable[..., Awaitable[tuple[RedisBroker, Inbox]]]
 
 
 @pytest.fixture
 async def make_node(own_redis_server: RedisServer) -> AsyncIterator[MakeNode]:
-    nodes: list[RedisBroker] = []
-
-    async def make(node_id: str, **options: object) -> tuple[RedisBroker, Inbox]:
-        inbox = Inbox()
-        node = RedisBroker(
-            own_redis_server.url,
-            node_id,
-            heartbeat_interval=INTERVAL,
-            node_timeout=TIMEOUT,
-            **options,  # type: ignore[arg-type]
-        )
-        nodes.append(node)
-        await node.start(inbox.deliver, inbox.on_reaped)
-        return node, inbox
-
-    yield make
-    for node in nodes:
-        await node.close()
+    async with redis_nodes(own_redis_server.url) as make:
+        yield make
 
 
 def _numbers(source: Inbox | list[Envelope]) -> list[int]:
