@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 logger = logging.getLogger("pusherd")
+
+GC_GEN0_THRESHOLD = 20_000
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -138,11 +141,27 @@ def _serve(config: Config, level: str, sock: socket.socket | None = None) -> int
     server = uvicorn.Server(uv_config)
     _install_reload(config, node)
     _exit_cleanly_after_shutdown()
+    _tune_gc()
     if sock is not None:
         asyncio.run(server.serve(sockets=[sock]))
     else:
         server.run()
     return 0
+
+
+def _tune_gc() -> None:
+    """Keep the cyclic collector off the connection path.
+
+    Every connection allocates a few dozen container objects, so the default gen-0
+    threshold (700) runs a collection every few connections, and each full one walks
+    every module and config object. Freezing what exists at startup takes those out of
+    the walk; a larger gen-0 threshold makes collections rarer (same garbage, found
+    later; reference cycles are rare here). Measured: 2-9% of a connect/close cycle.
+    """
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
 def _exit_cleanly_after_shutdown() -> None:

@@ -14,7 +14,14 @@ import time
 
 import orjson
 
-__all__ = ["BufferedHandler", "JsonFormatter", "TextFormatter", "flush_logs", "setup_logging"]
+__all__ = [
+    "BufferedHandler",
+    "InfoLine",
+    "JsonFormatter",
+    "TextFormatter",
+    "flush_logs",
+    "setup_logging",
+]
 
 FLUSH_INTERVAL = 0.5
 
@@ -50,6 +57,10 @@ class TextFormatter(logging.Formatter):
             line += "\n" + self.formatException(record.exc_info)
         return line
 
+    def line(self, now: float, level: str, name: str, message: str) -> str:
+        """The same text as ``format`` for a record without arguments or exception."""
+        return f"{self._clock.text(now)}.{int((now % 1) * 1000):03d}Z {level} {name}: {message}"
+
 
 class JsonFormatter(logging.Formatter):
     """Format records as single-line JSON (for log shippers)."""
@@ -67,6 +78,12 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry).decode()
+
+    def line(self, now: float, level: str, name: str, message: str) -> str:
+        """The same JSON as ``format`` for a record without arguments or exception."""
+        stamp = f"{self._clock.text(now)}.{int((now % 1) * 1000):03d}Z"
+        entry = {"time": stamp, "level": level.lower(), "logger": name, "message": message}
         return orjson.dumps(entry).decode()
 
 
@@ -99,6 +116,67 @@ class BufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 self.stream.flush()
         except Exception:
             self.handleError(record)
+
+    def write_line(self, line: str) -> None:
+        """Append one already formatted info line (see ``InfoLine``)."""
+        with self.lock:  # type: ignore[union-attr]
+            self.stream.write(line + "\n")
+            now = time.monotonic()
+            if now - self._flushed > FLUSH_INTERVAL:
+                self._flushed = now
+                self.stream.flush()
+
+
+class InfoLine:
+    """``logger.info(message)`` for lines written per connection and per REST call.
+
+    Through ``logging`` such a line costs a ``LogRecord``, handler dispatch and
+    ``%``-formatting: more than a whole connect/subscribe/close cycle's own work.
+    When the only handler is the one ``setup_logging`` installed, the line is
+    formatted and buffered directly, byte for byte as ``logging`` would have written
+    it; with any other setup (tests capturing logs, embedders' handlers) it goes
+    through ``logging`` unchanged.
+    """
+
+    __slots__ = ("_logger", "_name", "_root")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._logger = logging.getLogger(name)
+        self._root = logging.getLogger()
+
+    @property
+    def enabled(self) -> bool:
+        return self._logger.isEnabledFor(logging.INFO)
+
+    def __call__(self, message: str) -> None:
+        logger = self._logger
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        root = self._root
+        handlers = root.handlers
+        if len(handlers) == 1 and _plain_path(logger, root):
+            handler = handlers[0]
+            formatter = handler.formatter
+            if (
+                type(handler) is BufferedHandler
+                and not handler.filters
+                and handler.level <= logging.INFO
+                and isinstance(formatter, TextFormatter | JsonFormatter)
+            ):
+                handler.write_line(formatter.line(time.time(), "INFO", self._name, message))
+                return
+        logger.info("%s", message)
+
+
+def _plain_path(logger: logging.Logger, root: logging.Logger) -> bool:
+    """True if records of ``logger`` reach only the root's handlers, unfiltered."""
+    node: logging.Logger | None = logger
+    while node is not None and node is not root:
+        if node.handlers or node.filters or not node.propagate:
+            return False
+        node = node.parent
+    return True
 
 
 def flush_logs() -> None:

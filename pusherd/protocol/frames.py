@@ -9,7 +9,7 @@ keeps one ``bytes`` remainder and, while a fragmented message is open, its parts
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import struct
 from dataclasses import dataclass
@@ -52,6 +52,9 @@ class CloseStatus(IntEnum):
     TOO_BIG = 1009
 
 
+_OPCODES = {int(op): op for op in Opcode}
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """A complete message or control frame from the client."""
@@ -72,7 +75,7 @@ class FrameError(Exception):
 def accept_key(key: str) -> str:
     """Return ``Sec-WebSocket-Accept`` for a client's ``Sec-WebSocket-Key`` (§4.2.2)."""
     digest = hashlib.sha1(key.encode() + _GUID, usedforsecurity=False).digest()
-    return base64.b64encode(digest).decode()
+    return binascii.b2a_base64(digest, newline=False).decode()
 
 
 def encode_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
@@ -181,16 +184,18 @@ class FrameParser:
         return messages
 
     def _frame(self, opcode: int, fin: bool, payload: bytes, messages: list[Message]) -> None:
-        if opcode in (Opcode.CLOSE, Opcode.PING, Opcode.PONG):
-            messages.append(Message(Opcode(opcode), payload))
+        if opcode == Opcode.TEXT and fin and self._fragments is None:
+            messages.append(Message(Opcode.TEXT, payload))  # nearly every frame
+        elif opcode in (Opcode.CLOSE, Opcode.PING, Opcode.PONG):
+            messages.append(Message(_OPCODES[opcode], payload))
         elif opcode in (Opcode.TEXT, Opcode.BINARY):
             if self._fragments is not None:
                 raise FrameError(CloseStatus.PROTOCOL_ERROR, "expected a continuation frame")
             if fin:
-                messages.append(Message(Opcode(opcode), payload))
+                messages.append(Message(_OPCODES[opcode], payload))
             else:
                 self._fragments = [payload]
-                self._fragment_opcode = Opcode(opcode)
+                self._fragment_opcode = _OPCODES[opcode]
                 self._fragment_size = len(payload)
         elif opcode == Opcode.CONTINUATION:
             if self._fragments is None:

@@ -31,17 +31,18 @@ class FrontDoor(asyncio.Protocol):
 
     __slots__ = ("_http", "_kwargs", "_node", "_rest_starts", "_transport")
 
-    def __init__(self, node: Node, http: Callable[..., asyncio.Protocol], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        node: Node,
+        http: Callable[..., asyncio.Protocol],
+        rest_starts: tuple[bytes, ...],
+        **kwargs: Any,
+    ) -> None:
         self._node = node
         self._http = http
         self._kwargs = kwargs
         self._transport: asyncio.Transport | None = None
-        prefix = node.prefix.encode()
-        self._rest_starts = tuple(
-            method + b" " + prefix + path
-            for method in (b"POST", b"GET")
-            for path in (b"/apps/", b"/users/")
-        )
+        self._rest_starts = rest_starts
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
@@ -81,7 +82,14 @@ def front_door_factory(node: Node) -> Callable[..., FrontDoor]:
 
         http = H11Protocol
 
+    prefix = node.prefix.encode()
+    rest_starts = tuple(
+        method + b" " + prefix + path
+        for method in (b"POST", b"GET")
+        for path in (b"/apps/", b"/users/")
+    )
+
     def build(**kwargs: Any) -> FrontDoor:
-        return FrontDoor(node, http, **kwargs)
+        return FrontDoor(node, http, rest_starts, **kwargs)
 
     return build

@@ -40,39 +40,46 @@ class HandshakeError(Exception):
 def parse_request(head: bytes) -> Request:
     """Parse and check an upgrade request head.
 
+    Only the five headers used here are looked up (case-insensitively, the first of
+    repeated ones wins); the head is never split into a dict of every header, since
+    browsers send a dozen of them on every connect.
+
     Raises:
         HandshakeError: not a GET, missing/invalid ``Sec-WebSocket-Key``, or a version
             other than 13 (426 with ``Sec-WebSocket-Version: 13``).
     """
-    try:
-        text = head.split(b"\r\n\r\n", 1)[0].decode("latin-1")
-    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes anything
-        raise HandshakeError(400, "invalid request") from None
-    lines = text.split("\r\n")
-    parts = lines[0].split(" ")
-    if len(parts) != 3 or parts[0] != "GET":
+    end = head.find(b"\r\n\r\n")
+    block = head[: end + 2] if end >= 0 else head + b"\r\n"
+    lower = block.lower()
+    line_end = block.find(b"\r\n")
+    parts = block[:line_end].split(b" ")
+    if len(parts) != 3 or parts[0] != b"GET":
         raise HandshakeError(400, "WebSocket upgrades must be GET requests")
-    target = parts[1]
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip().lower()] = value.strip()
-    if headers.get("upgrade", "").lower() != "websocket":
+    upgrade = _header(block, lower, b"\r\nupgrade:")
+    if upgrade is None or upgrade.lower() != "websocket":
         raise HandshakeError(400, "missing 'Upgrade: websocket'")
-    if headers.get("sec-websocket-version") != "13":
+    if _header(block, lower, b"\r\nsec-websocket-version:") != "13":
         raise HandshakeError(426, "unsupported WebSocket version", b"sec-websocket-version: 13\r\n")
-    key = headers.get("sec-websocket-key", "")
+    key = _header(block, lower, b"\r\nsec-websocket-key:") or ""
     if len(key) != 24 or not key.endswith("=="):
         raise HandshakeError(400, "missing or invalid Sec-WebSocket-Key")
-    path, _, query = target.partition("?")
+    path, _, query = parts[1].decode("latin-1").partition("?")
     return Request(
         path=path,
         query=_query(query),
         key=key,
-        origin=headers.get("origin"),
-        forwarded_for=headers.get("x-forwarded-for"),
+        origin=_header(block, lower, b"\r\norigin:"),
+        forwarded_for=_header(block, lower, b"\r\nx-forwarded-for:"),
     )
+
+
+def _header(block: bytes, lower: bytes, marker: bytes) -> str | None:
+    """The value of the header whose lowercased ``\\r\\nname:`` is ``marker``."""
+    start = lower.find(marker)
+    if start < 0:
+        return None
+    start += len(marker)
+    return block[start : block.find(b"\r\n", start)].strip(b" \t").decode("latin-1")
 
 
 def _query(raw: str) -> dict[str, str]:

@@ -23,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 from pusherd.apps.base import App
 from pusherd.brokers.base import Envelope, EnvelopeKind
 from pusherd.errors import ApiError, BrokerError
+from pusherd.logs import InfoLine
 from pusherd.protocol.channels import SERVER_TO_USER_PREFIX, channel_kind, channel_name_error
 from pusherd.protocol.messages import encode_channel_event
 from pusherd.protocol.signing import parse_query, verify_request
@@ -32,6 +33,7 @@ from pusherd.server.node import Node
 __all__ = ["MAX_BATCH", "MAX_CHANNELS", "RestApi"]
 
 logger = logging.getLogger("pusherd.http")
+_info = InfoLine("pusherd.http")
 
 MAX_CHANNELS = 100
 MAX_BATCH = 10
@@ -118,8 +120,8 @@ class RestApi:
             status, payload, content_type = 500, b"Internal server error\n", b"text/plain"
         elapsed = time.perf_counter() - started
         self.node.metrics.http_request(endpoint, status, elapsed, received, len(payload))
-        if logger.isEnabledFor(logging.INFO):
-            logger.info("rest %s %s -> %d (%.1f ms)", method, endpoint, status, elapsed * 1000)
+        if _info.enabled:
+            _info(f"rest {method} {endpoint} -> {status} ({elapsed * 1000:.1f} ms)")
         return status, payload, content_type
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:

@@ -20,7 +20,7 @@ from pusherd.apps.base import App, AppRegistry
 from pusherd.brokers.base import Broker, Envelope, EnvelopeKind, Reaped
 from pusherd.config import Config
 from pusherd.errors import BrokerError, CloseCode, ConnectionError_
-from pusherd.logs import flush_logs
+from pusherd.logs import InfoLine, flush_logs
 from pusherd.metrics import Metrics
 from pusherd.protocol.actions import Action, ClientEvent, SignIn, Subscribe, Unsubscribe
 from pusherd.protocol.frames import ping_frame
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["Node"]
 
 logger = logging.getLogger("pusherd.node")
+_info = InfoLine("pusherd.node")
 
 _APP_PATH = re.compile(r"/app/([^/]+)/?")
 _PING = encode_event("pusher:ping", {})
@@ -185,8 +186,8 @@ class Node:
             self.spawn(self._count_connection(conn, app))
         else:
             self._greet(conn)
-        if logger.isEnabledFor(logging.INFO):
-            logger.info("connection opened: app %s socket %s", app.id, socket_id)
+        if _info.enabled:
+            _info(f"connection opened: app {app.id} socket {socket_id}")
 
     async def _count_connection(self, conn: Connection, app: App) -> None:
         try:
@@ -228,12 +229,10 @@ class Node:
         app = conn.app
         assert app is not None and conn.session is not None
         self.metrics.connection_closed(app.id, conn.close_code or 1006)
-        if logger.isEnabledFor(logging.INFO):
-            logger.info(
-                "connection closed: app %s socket %s code %s",
-                app.id,
-                conn.socket_id,
-                conn.close_code or 1006,
+        if _info.enabled:
+            _info(
+                f"connection closed: app {app.id} socket {conn.socket_id} "
+                f"code {conn.close_code or 1006}"
             )
         leaves = conn.session.leave_all()
         for action in leaves:
