@@ -93,6 +93,8 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        # endpoint -> labelled child: labels() takes a lock and a dict lookup per call.
+        self._http_children: dict[str, Histogram] = {}
         self._publish_latency = Histogram(
             f"{prefix}publish_to_write_seconds",
             "Time from REST publish to socket write",
@@ -157,7 +159,10 @@ class Metrics:
         self, endpoint: str, status: int, seconds: float, received: int = 0, sent: int = 0
     ) -> None:
         self._add("http_calls_received", (endpoint, str(status)))
-        self._http_latency.labels(endpoint).observe(seconds)
+        child = self._http_children.get(endpoint)
+        if child is None:
+            child = self._http_children[endpoint] = self._http_latency.labels(endpoint)
+        child.observe(seconds)
         if received:
             self._add("http_received_bytes", (), received)
         if sent:
