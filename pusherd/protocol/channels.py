@@ -36,42 +36,47 @@ class ChannelKind(Enum):
     @property
     def needs_auth(self) -> bool:
         """Private, encrypted and presence channels need a signed ``auth``."""
-        return self not in _OPEN
+        return self._value_ not in _OPEN
 
     @property
     def is_presence(self) -> bool:
-        return self in (ChannelKind.PRESENCE, ChannelKind.PRESENCE_CACHE)
+        return self is ChannelKind.PRESENCE or self is ChannelKind.PRESENCE_CACHE
 
     @property
     def is_cache(self) -> bool:
-        return self in _CACHE
+        return self._value_ in _CACHE
 
     @property
     def is_encrypted(self) -> bool:
-        return self in (ChannelKind.PRIVATE_ENCRYPTED, ChannelKind.PRIVATE_ENCRYPTED_CACHE)
+        return self is ChannelKind.PRIVATE_ENCRYPTED or self is ChannelKind.PRIVATE_ENCRYPTED_CACHE
 
     @property
     def allows_client_events(self) -> bool:
         """Client events go on private and presence channels, never encrypted ones."""
-        return self in _CLIENT_EVENTS
+        return self._value_ in _CLIENT_EVENTS
 
 
-_OPEN = frozenset({ChannelKind.PUBLIC, ChannelKind.CACHE, ChannelKind.SERVER_TO_USER})
+# Sets of member *values*: a str hashes in C, an Enum member through Python code.
+_OPEN = frozenset(
+    k.value for k in (ChannelKind.PUBLIC, ChannelKind.CACHE, ChannelKind.SERVER_TO_USER)
+)
 _CACHE = frozenset(
-    {
+    k.value
+    for k in (
         ChannelKind.CACHE,
         ChannelKind.PRIVATE_CACHE,
         ChannelKind.PRIVATE_ENCRYPTED_CACHE,
         ChannelKind.PRESENCE_CACHE,
-    }
+    )
 )
 _CLIENT_EVENTS = frozenset(
-    {
+    k.value
+    for k in (
         ChannelKind.PRIVATE,
         ChannelKind.PRIVATE_CACHE,
         ChannelKind.PRESENCE,
         ChannelKind.PRESENCE_CACHE,
-    }
+    )
 )
 
 _PREFIXES = (

@@ -37,6 +37,16 @@ class HandshakeError(Exception):
         )
 
 
+# Lowercased "\r\nname:" of the headers read here, in the order parse_request unpacks.
+_HEADERS = (
+    b"\r\nupgrade:",
+    b"\r\nsec-websocket-version:",
+    b"\r\nsec-websocket-key:",
+    b"\r\norigin:",
+    b"\r\nx-forwarded-for:",
+)
+
+
 def parse_request(head: bytes) -> Request:
     """Parse and check an upgrade request head.
 
@@ -51,35 +61,32 @@ def parse_request(head: bytes) -> Request:
     end = head.find(b"\r\n\r\n")
     block = head[: end + 2] if end >= 0 else head + b"\r\n"
     lower = block.lower()
-    line_end = block.find(b"\r\n")
-    parts = block[:line_end].split(b" ")
+    values: list[bytes | None] = []
+    for marker in _HEADERS:
+        start = lower.find(marker)
+        if start < 0:
+            values.append(None)
+        else:
+            start += len(marker)
+            values.append(block[start : block.find(b"\r\n", start)].strip(b" \t"))
+    upgrade, version, key, origin, forwarded_for = values
+    parts = block[: block.find(b"\r\n")].split(b" ")
     if len(parts) != 3 or parts[0] != b"GET":
         raise HandshakeError(400, "WebSocket upgrades must be GET requests")
-    upgrade = _header(block, lower, b"\r\nupgrade:")
-    if upgrade is None or upgrade.lower() != "websocket":
+    if upgrade is None or upgrade.lower() != b"websocket":
         raise HandshakeError(400, "missing 'Upgrade: websocket'")
-    if _header(block, lower, b"\r\nsec-websocket-version:") != "13":
+    if version != b"13":
         raise HandshakeError(426, "unsupported WebSocket version", b"sec-websocket-version: 13\r\n")
-    key = _header(block, lower, b"\r\nsec-websocket-key:") or ""
-    if len(key) != 24 or not key.endswith("=="):
+    if key is None or len(key) != 24 or not key.endswith(b"=="):
         raise HandshakeError(400, "missing or invalid Sec-WebSocket-Key")
     path, _, query = parts[1].decode("latin-1").partition("?")
     return Request(
         path=path,
         query=_query(query),
-        key=key,
-        origin=_header(block, lower, b"\r\norigin:"),
-        forwarded_for=_header(block, lower, b"\r\nx-forwarded-for:"),
+        key=key.decode("latin-1"),
+        origin=None if origin is None else origin.decode("latin-1"),
+        forwarded_for=None if forwarded_for is None else forwarded_for.decode("latin-1"),
     )
-
-
-def _header(block: bytes, lower: bytes, marker: bytes) -> str | None:
-    """The value of the header whose lowercased ``\\r\\nname:`` is ``marker``."""
-    start = lower.find(marker)
-    if start < 0:
-        return None
-    start += len(marker)
-    return block[start : block.find(b"\r\n", start)].strip(b" \t").decode("latin-1")
 
 
 def _query(raw: str) -> dict[str, str]:

@@ -56,12 +56,20 @@ class Membership:
 
     # local index -------------------------------------------------------------------
     async def _add_local(self, conn: Connection, channel: str) -> None:
+        if self._index_local(conn, channel):
+            await self._subscribe_node(conn, channel)
+
+    def _index_local(self, conn: Connection, channel: str) -> bool:
+        """Index ``conn`` on ``channel``; True if the node must subscribe at the broker."""
         app_id = conn.app.id  # type: ignore[union-attr]
-        key = (app_id, channel)
         if self.hub.add(app_id, channel, conn):
             self.node.metrics.channel_opened(app_id)
-        if key in self._broker_channels or self.node.eager:
-            return  # the memory broker keeps no node-level subscriptions
+        # The memory broker keeps no node-level subscriptions.
+        return not self.node.eager and (app_id, channel) not in self._broker_channels
+
+    async def _subscribe_node(self, conn: Connection, channel: str) -> None:
+        app_id = conn.app.id  # type: ignore[union-attr]
+        key = (app_id, channel)
         try:
             await self.broker.subscribe(app_id, channel)
         except BrokerError:
@@ -105,7 +113,8 @@ class Membership:
             return
         # Listen first: once the client hears subscription_succeeded, anything the app
         # publishes must reach it, so the node's broker subscription comes before that.
-        await self._add_local(conn, channel)
+        if self._index_local(conn, channel):
+            await self._subscribe_node(conn, channel)
         joined = None
         try:
             if member is not None:
@@ -149,14 +158,15 @@ class Membership:
                 ),
                 except_socket_id=socket_id,
             )
-            await self._transition_webhook(
-                app, "member_added", "member_removed", channel, user_id=joined.member.user_id
-            )
-        if count == 1:
+            if app.webhooks:
+                await self._transition_webhook(
+                    app, "member_added", "member_removed", channel, user_id=joined.member.user_id
+                )
+        if count == 1 and app.webhooks:
             await self._transition_webhook(app, "channel_occupied", "channel_vacated", channel)
         if kind.is_cache:
             await self._replay_cache(conn, app, channel)
-        if not kind.is_presence:
+        if not kind.is_presence and (app.subscription_count or app.webhooks):
             await self._subscription_count(app, channel, count)
 
     async def _succeeded(self, conn: Connection, app: App, channel: str, kind: ChannelKind) -> None:
@@ -231,7 +241,7 @@ class Membership:
             self.node.metrics.subscribed(app.id, -1)
         if count == 0:
             self._vacated(app, channel)
-        elif count > 0 and not action.kind.is_presence:
+        elif count > 0 and not action.kind.is_presence and (app.subscription_count or app.webhooks):
             await self._subscription_count(app, channel, count)
 
     async def _member_removed(self, app: App, channel: str, user_id: str) -> None:
