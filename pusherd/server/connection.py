@@ -165,8 +165,9 @@ class Connection(asyncio.Protocol):
             self.transport.write(exc.response())
             self.transport.close()
             return
-        # Queued, not written: the 101 and connection_established leave in one write.
-        self.node.hub.queue(self, accept_response(request.key))
+        # Held in ``out`` (as if corked): the 101 and connection_established, or the
+        # refusal, leave in one write.
+        self.out = [accept_response(request.key)]
         self.parser = FrameParser(self.node.max_message_size)
         try:
             self.app = self.node.admit(self, request)
@@ -174,6 +175,10 @@ class Connection(asyncio.Protocol):
             self.close(exc.code, exc.message)
             return
         self.node.established(self)
+        out = self.out
+        if out is not None:
+            self.out = None
+            self.transport.write(b"".join(out))
 
     # messages ----------------------------------------------------------------------
     def _on_control(self, message: Message) -> None:

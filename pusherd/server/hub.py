@@ -116,16 +116,6 @@ class Hub:
                 self._schedule_flush()
         return sent
 
-    def queue(self, conn: Connection, frame: bytes) -> None:
-        """Queue one frame for one socket, keeping its order with fan-out frames."""
-        if conn.out is None:
-            conn.out = [frame]
-            self._dirty.append(conn)
-            if not self._flush_scheduled:
-                self._schedule_flush()
-        else:
-            conn.out.append(frame)
-
     def _schedule_flush(self) -> None:
         loop = self._loop
         if loop is None:
