@@ -69,20 +69,24 @@ def start_workers(work: Path, redis_url: str, workers: int) -> tuple[Server, lis
     return server, _family(proc.pid)
 
 
-def measure(server: Server, pids: list[int], binary: Path, seconds: float) -> dict[str, float]:
-    c0 = _cpu(pids)
+def measure(
+    server: Server, pids: list[int], redis_pid: int, binary: Path, seconds: float
+) -> dict[str, float]:
+    c0, r0 = _cpu(pids), _cpu([redis_pid])
     pub = run_pub(binary, server.port, rate=0, duration=seconds, conns=16, prefix="nobody")
-    c1 = _cpu(pids)
+    c1, r1 = _cpu(pids), _cpu([redis_pid])
     churn = run_churn(binary, server.port, duration=seconds, concurrency=64, channels=64)
     c2 = _cpu(pids)
     return {
         "rest": pub["ok"] / pub["elapsed"],
         "rest_cpu_us": (c1 - c0) * 1e6 / max(pub["ok"], 1),
         "rest_bad": pub["bad"],
+        "gen_cpu": pub["cpu_s"] / pub["elapsed"],
         "churn": churn["cycles"] / churn["elapsed"],
         "churn_cpu_us": (c2 - c1) * 1e6 / max(churn["cycles"], 1),
         "churn_errors": churn["errors"],
         "server_cpu": (c1 - c0) / pub["elapsed"],
+        "redis_cpu": (r1 - r0) / pub["elapsed"],
     }
 
 
@@ -101,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[workers] --workers {workers} ...", file=sys.stderr, flush=True)
                 server, pids = start_workers(work, url, workers)
                 try:
-                    rows.append((workers, measure(server, pids, binary, args.seconds)))
+                    rows.append((workers, measure(server, pids, redis.pid, binary, args.seconds)))
                 finally:
                     server.stop()
         finally:
@@ -114,13 +118,15 @@ def main(argv: list[str] | None = None) -> int:
         "connections; churn: connect + subscribe + close on 64 slots.",
         "",
         "| workers | REST req/s | REST server CPU µs/req | churn cycles/s "
-        "| churn server CPU µs/cycle | server CPU during REST | errors |",
+        "| churn server CPU µs/cycle | CPU during REST: server / redis-server / generator "
+        "| errors |",
         "|---|---|---|---|---|---|---|",
     ]
     for workers, m in rows:
         lines.append(
             f"| {workers} | {m['rest']:.0f} | {m['rest_cpu_us']:.0f} | {m['churn']:.0f} "
-            f"| {m['churn_cpu_us']:.0f} | {m['server_cpu']:.0%} "
+            f"| {m['churn_cpu_us']:.0f} "
+            f"| {m['server_cpu']:.0%} / {m['redis_cpu']:.0%} / {m['gen_cpu']:.0%} "
             f"| {int(m['rest_bad'])} bad, {int(m['churn_errors'])} churn |"
         )
     if len(rows) == 2:

@@ -200,14 +200,17 @@ def _install_reload(config: Config, node: Node) -> None:
 
 
 def _serve_workers(config: Config, path: str | None, level: str) -> int:
-    """Fork ``workers`` processes that share one SO_REUSEPORT socket."""
+    """Fork ``workers`` processes, each with its own SO_REUSEPORT listener on the port.
+
+    One listener per process lets the kernel spread new connections evenly (by a hash
+    of the 4-tuple). A single listener shared by all of them would not: whichever
+    process wakes first accepts everything pending, so under a burst one worker takes
+    nearly all sockets while the others idle.
+    """
     server = config.server
-    sock = socket.socket(socket.AF_INET6 if ":" in server.host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((server.host, server.port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
+    # Held (bound, never listening) by the parent for its lifetime: a port already in
+    # use fails here, once, before anything forks.
+    probe = _reuseport_socket(server.host, server.port)
     _banner(config)
     children = []
     for index in range(server.workers):
@@ -216,6 +219,9 @@ def _serve_workers(config: Config, path: str | None, level: str) -> int:
             node_id = f"{config.scaling.node_id}-{index}"
             worker = replace(config, scaling=replace(config.scaling, node_id=node_id))
             try:
+                probe.close()
+                sock = _reuseport_socket(server.host, server.port)
+                sock.listen(2048)
                 _serve(worker, level, sock)
             finally:
                 os._exit(0)
@@ -234,4 +240,13 @@ def _serve_workers(config: Config, path: str | None, level: str) -> int:
     for pid in children:
         _, code = os.waitpid(pid, 0)
         status = status or os.waitstatus_to_exitcode(code)
+    probe.close()
     return status
+
+
+def _reuseport_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock

@@ -1,9 +1,10 @@
 """``pusherd serve --workers 2``: forked workers on one port behave like one server.
 
-The workers are two Redis nodes (``{node_id}-0``, ``{node_id}-1``) accepting on one
-shared socket. Sockets are opened until both workers hold some (read from Redis, where
-every subscriber is stored with its node), then a REST publish must reach all of them
-and presence must list every user whichever worker answers.
+The workers are two Redis nodes (``{node_id}-0``, ``{node_id}-1``), each accepting on
+its own SO_REUSEPORT listener on the one port. Sockets are opened until both workers
+hold some (read from Redis, where every subscriber is stored with its node), then a
+REST publish must reach all of them and presence must list every user whichever worker
+answers. A burst of simultaneous connects must be spread over both workers.
 """
 
 from __future__ import annotations
@@ -81,3 +82,25 @@ async def test_workers_share_events_and_presence(
     for client in clients:
         frame = await client.expect("hello", channel)
         assert json.loads(frame["data"]) == {"to": "all"}
+
+
+BURST = 40
+
+
+async def test_a_burst_of_connects_is_spread_over_both_workers(
+    server: ServerProcess, redis_server: RedisServer, clients: list[Client]
+) -> None:
+    # With one listener shared by both processes, whichever wakes first accepts the
+    # whole burst; one listener per worker lets the kernel hash connections over both.
+    channel = "burst"
+    burst = await asyncio.gather(*(Client.open(server) for _ in range(BURST)))
+    clients.extend(burst)
+    await asyncio.gather(*(client.subscribe(channel) for client in burst))
+    async with Redis.from_url(redis_server.url) as raw:
+        owners = await raw.hgetall(f"pusherd:s:{APP['id']}:{channel}")
+    per_worker = sorted(
+        sum(1 for node in owners.values() if node == name) for name in (b"workers-0", b"workers-1")
+    )
+    assert sum(per_worker) == BURST
+    # Binomial(40, 1/2): fewer than 5 on one side happens about once in 10**7 runs.
+    assert per_worker[0] >= 5, f"burst split {per_worker}"
