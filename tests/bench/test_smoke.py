@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.build import build_loadgen
+from bench.floor import start_floor
 from bench.gen import Subscribers, run_churn, run_pub
 from bench.servers import Server, start_pusherd
 
@@ -57,5 +58,15 @@ def test_smoke_fanout_delivers_every_event_once(loadgen: Path, server: Server) -
 
 def test_smoke_churn_completes_cycles(loadgen: Path, server: Server) -> None:
     result = run_churn(loadgen, server.port, duration=0.5, concurrency=2, presence=True)
+    assert result["cycles"] > 0
+    assert result["errors"] == 0
+
+
+def test_smoke_floor_server_answers_the_churn_cycle(loadgen: Path) -> None:
+    floor = start_floor()
+    try:
+        result = run_churn(loadgen, floor.port, duration=0.5, concurrency=2)
+    finally:
+        floor.stop()
     assert result["cycles"] > 0
     assert result["errors"] == 0
