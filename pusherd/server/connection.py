@@ -152,8 +152,9 @@ class Connection(asyncio.Protocol):
 
     # handshake ---------------------------------------------------------------------
     def _handshake(self, data: bytes) -> None:
-        head = self._head + data
-        if b"\r\n\r\n" not in head:
+        head = self._head + data if self._head else data
+        end = head.find(b"\r\n\r\n")
+        if end < 0:
             if len(head) > 65536:
                 self.abort()
             self._head = head
@@ -179,6 +180,10 @@ class Connection(asyncio.Protocol):
         if out is not None:
             self.out = None
             self.transport.write(b"".join(out))
+        if len(head) > end + 4 and not self.closing:
+            # Frames sent right behind the head, before our 101 arrived (RFC 6455 says a
+            # client waits; a lenient server still reads them rather than drop them).
+            self.data_received(head[end + 4 :])
 
     # messages ----------------------------------------------------------------------
     def _on_control(self, message: Message) -> None:

@@ -230,3 +230,33 @@ async def test_connection_server_shutdown_closes_sockets_with_4200() -> None:
         message = await client.recv()
         assert message["data"]["code"] == 4200
         assert (await client.closed())[0] == 4200
+
+
+async def test_connection_frames_sent_right_behind_the_upgrade_head_are_not_dropped(
+    running: Running,
+) -> None:
+    payload = json.dumps({"event": "pusher:subscribe", "data": {"channel": "eager"}}).encode()
+    mask = b"\x01\x02\x03\x04"
+    frame = bytes([0x81, 0x80 | len(payload)]) + mask
+    frame += bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+    def request() -> bytes:
+        with socket.create_connection(("127.0.0.1", running.port), timeout=5) as sock:
+            sock.sendall(
+                b"GET /app/app-key?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                b"Sec-WebSocket-Version: 13\r\n\r\n" + frame
+            )
+            received = b""
+            for _ in range(50):  # bounded: a few reads at most
+                chunk = sock.recv(4096)
+                received += chunk
+                if not chunk or b"subscription_succeeded" in received:
+                    break
+            return received
+
+    received = await asyncio.to_thread(request)
+    assert received.startswith(b"HTTP/1.1 101")
+    assert b"pusher:connection_established" in received
+    assert b"pusher_internal:subscription_succeeded" in received
+    assert received.index(b"connection_established") < received.index(b"subscription_succeeded")
