@@ -162,7 +162,7 @@ class InfoLine:
                 type(handler) is BufferedHandler
                 and not handler.filters
                 and handler.level <= logging.INFO
-                and isinstance(formatter, TextFormatter | JsonFormatter)
+                and (type(formatter) is TextFormatter or type(formatter) is JsonFormatter)
             ):
                 handler.write_line(formatter.line(time.time(), "INFO", self._name, message))
                 return
