@@ -82,6 +82,8 @@ class WebhookSettings:
 class MetricsConfig:
     enabled: bool = True
     port: int = 0
+    # Interface of the separate metrics port; "" = the server's host.
+    host: str = ""
     prefix: str = "pusherd_"
 
 
@@ -128,7 +130,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "max_batch_size": int,
         "max_queue": int,
     },
-    "metrics": {"enabled": bool, "port": int, "prefix": str},
+    "metrics": {"enabled": bool, "port": int, "host": str, "prefix": str},
 }
 
 _APP_SCHEMA: dict[str, type | tuple[type, ...]] = {

@@ -53,6 +53,7 @@ max_queue = 100
 [metrics]
 enabled = false
 port = 9100
+host = "10.0.0.5"
 prefix = "p_"
 
 [[apps]]
@@ -188,11 +189,12 @@ def test_config_full_file_parses_every_section(tmp_path: Path) -> None:
     hooks = config.webhooks
     assert (hooks.delay, hooks.retry_for, hooks.timeout) == (1.5, 60, 2.0)
     assert (hooks.batch_window_ms, hooks.max_batch_size, hooks.max_queue) == (20, 10, 100)
-    assert (config.metrics.enabled, config.metrics.port, config.metrics.prefix) == (
-        False,
-        9100,
-        "p_",
-    )
+    assert (
+        config.metrics.enabled,
+        config.metrics.port,
+        config.metrics.host,
+        config.metrics.prefix,
+    ) == (False, 9100, "10.0.0.5", "p_")
     one, two = config.apps
     assert one.id == "111"
     assert isinstance(one.id, str)

@@ -20,8 +20,9 @@ Every key starts with ``pusherd:``. Channel names cannot contain ``:`` (Pusher p
     pusherd:reaper                string with a TTL          the reaper lock
 
 A node item is newline-separated fields: ``s app channel socket``, ``p app channel
-socket``, ``c app socket`` or ``u app user socket``. ``reap.lua`` rebuilds keys from
-them, so the scripts assume a single Redis (not Redis Cluster).
+socket``, ``c app socket`` or ``u app socket user`` (the user id last, since it may hold
+any character, newlines included). ``reap.lua`` rebuilds keys from them, so the scripts
+assume a single Redis (not Redis Cluster).
 """
 
 from __future__ import annotations
@@ -179,14 +180,14 @@ class NodeScripts:
 
     def _sign_in(self, app: str, user: str, socket: str) -> _Call:
         keys = [key("u", app, user), self._items]
-        return "sign_in", keys, [socket, self._node, _item("u", app, user, socket)]
+        return "sign_in", keys, [socket, self._node, _item("u", app, socket, user)]
 
     async def sign_in(self, app: str, user: str, socket: str) -> bool:
         return bool(await self._run(self._sign_in(app, user, socket)))
 
     async def sign_out(self, app: str, user: str, socket: str) -> bool:
         keys = [key("u", app, user), self._items]
-        return bool(await self._run(("sign_out", keys, [socket, _item("u", app, user, socket)])))
+        return bool(await self._run(("sign_out", keys, [socket, _item("u", app, socket, user)])))
 
     async def channel_stats(self, app: str, channel: str) -> tuple[int, int]:
         """Return (subscription count, presence user count)."""

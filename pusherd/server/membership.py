@@ -13,6 +13,7 @@ exactly one node sees it and emits the client event and the webhook:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -39,6 +40,7 @@ logger = logging.getLogger("pusherd.membership")
 CACHE_TTL = 30 * 60
 WATCHLIST_PREFIX = "#watchlist-"
 SUBSCRIPTION_COUNT_THROTTLE = 5.0
+NODE_UNSUBSCRIBE_DELAY = 1.0
 _EMPTY = "{}"
 
 
@@ -53,6 +55,8 @@ class Membership:
         self._count_sent: dict[tuple[str, str], float] = {}
         # Channels the broker confirmed this node subscribed to.
         self._broker_channels: set[tuple[str, str]] = set()
+        # Node-level broker unsubscriptions waiting out NODE_UNSUBSCRIBE_DELAY.
+        self._unsubscribe_due: dict[tuple[str, str], asyncio.TimerHandle] = {}
 
     # local index -------------------------------------------------------------------
     async def _add_local(self, conn: Connection, channel: str) -> None:
@@ -81,12 +85,33 @@ class Membership:
         self._broker_channels.add(key)
 
     def drop_local(self, conn: Connection, channel: str) -> None:
-        """Unindex ``conn`` now; unsubscribe the node from the broker in the background."""
+        """Unindex ``conn`` now; unsubscribe the node from the broker a little later.
+
+        The node stays subscribed at the broker for ``NODE_UNSUBSCRIBE_DELAY`` after its
+        last local subscriber left: a page reload or a reconnect subscribes again within
+        that time, and would otherwise cost an UNSUBSCRIBE and a SUBSCRIBE round trip to
+        Redis. Events that arrive meanwhile find no local subscriber and go nowhere.
+        """
         app_id = conn.app.id  # type: ignore[union-attr]
         if self.hub.remove(app_id, channel, conn):
             self.node.metrics.channel_opened(app_id, -1)
-            if (app_id, channel) in self._broker_channels:
-                self.node.spawn(self._broker_unsubscribe(app_id, channel))
+            key = (app_id, channel)
+            if key in self._broker_channels and key not in self._unsubscribe_due:
+                loop = asyncio.get_running_loop()
+                self._unsubscribe_due[key] = loop.call_later(
+                    NODE_UNSUBSCRIBE_DELAY, self._unsubscribe_node, key
+                )
+
+    def cancel_pending(self) -> None:
+        """Drop delayed unsubscriptions (the node is stopping; the broker closes anyway)."""
+        for handle in self._unsubscribe_due.values():
+            handle.cancel()
+        self._unsubscribe_due.clear()
+
+    def _unsubscribe_node(self, key: tuple[str, str]) -> None:
+        del self._unsubscribe_due[key]
+        if not self.hub.local_count(*key):
+            self.node.spawn(self._broker_unsubscribe(*key))
 
     async def _broker_unsubscribe(self, app_id: str, channel: str) -> None:
         if self.hub.local_count(app_id, channel):

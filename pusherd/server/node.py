@@ -95,7 +95,9 @@ class Node:
         await self.webhooks.start()
         if self.config.metrics.enabled and self.config.metrics.port:
             self.metrics_listener = MetricsListener(
-                self.metrics, self.config.server.host, self.config.metrics.port
+                self.metrics,
+                self.config.metrics.host or self.config.server.host,
+                self.config.metrics.port,
             )
             await self.metrics_listener.start()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
@@ -112,6 +114,7 @@ class Node:
         if pending:
             await asyncio.wait(pending, timeout=max(0.1, grace / 2))
         await self.webhooks.stop(grace / 2)
+        self.membership.cancel_pending()
         if self.metrics_listener is not None:
             await self.metrics_listener.close()
         try:

@@ -348,3 +348,45 @@ async def test_cluster_pusher_js_clients_on_two_nodes_share_presence_and_events(
         assert removed["data"]["id"] == "ben"
     finally:
         await asyncio.gather(ann.close(), ben.close())
+
+
+async def test_cluster_node_keeps_its_redis_subscription_through_a_quick_resubscribe(
+    nodes: list[ServerProcess], open_client: Open, redis_server: RedisServer, uid: str
+) -> None:
+    a = nodes[0]
+    channel = f"reload-{uid}"
+    name = f"pusherd:{APP['id']}:{channel}"
+
+    async def listeners(raw: Redis) -> int:
+        [(_, count)] = await raw.pubsub_numsub(name)
+        return int(count)
+
+    async def vacated() -> None:
+        with rest(a) as client:
+            for _ in range(100):  # bounded: the node handles the close within milliseconds
+                info = await asyncio.to_thread(client.channel_info, channel)
+                if not info["occupied"]:
+                    return
+                await asyncio.sleep(0.02)
+        raise AssertionError(f"{channel} still occupied")
+
+    async with Redis.from_url(redis_server.url) as raw:
+        first = await open_client(a)
+        await first.subscribe(channel)
+        assert await listeners(raw) == 1
+        await first.close()
+        await vacated()
+        # a page reload: the channel is empty now, yet the node is still listening
+        assert await listeners(raw) == 1
+        second = await open_client(a)
+        await second.subscribe(channel)
+        await _trigger(nodes[1], channel, "after-reload", {"ok": True})
+        assert _data(await second.expect("after-reload", channel)) == {"ok": True}
+        await second.close()
+        await vacated()
+        for _ in range(200):  # bounded, 4 s: the delayed unsubscribe is 1 s
+            if await listeners(raw) == 0:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError(f"node still subscribed to {channel}")

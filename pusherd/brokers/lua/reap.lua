@@ -3,13 +3,15 @@
 -- registered node whose heartbeat key has expired.
 -- Returns a flat list of events: app_id, kind, channel, user_id ('' if none), ...
 -- Node items are newline-separated fields:
---   s app channel socket | p app channel socket | c app socket | u app user socket
+--   s app channel socket | p app channel socket | c app socket | u app socket user
+-- A user id may contain anything, newlines included: it is last, and the fourth field
+-- takes the rest of the item.
 local events = {}
 
 local function split(item)
   local fields, start = {}, 1
   while true do
-    local i = string.find(item, '\n', start, true)
+    local i = #fields < 3 and string.find(item, '\n', start, true)
     if not i then
       fields[#fields + 1] = string.sub(item, start)
       return fields
@@ -57,7 +59,7 @@ local function drop(node)
     elseif f[1] == 'c' then
       redis.call('HDEL', 'pusherd:c:' .. f[2], f[3])
     elseif f[1] == 'u' then
-      redis.call('HDEL', 'pusherd:u:' .. f[2] .. ':' .. f[3], f[4])
+      redis.call('HDEL', 'pusherd:u:' .. f[2] .. ':' .. f[4], f[3])
     end
   end
   -- members leave before their channel is reported vacated
