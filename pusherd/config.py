@@ -252,11 +252,20 @@ def _positive(value: float, name: str, loc: _Locator, table: str, allow_zero: bo
         raise loc.error(f"{table}.{name} must be {'>= 0' if allow_zero else '> 0'}", table, name)
 
 
+# App ids and keys appear in URLs (/app/{key}, /apps/{id}) and, joined by ':', in Redis
+# key names: a '/', ':', space or control character in one would break either.
+_IDENTIFIER = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
+_IDENTIFIER_RULE = "must be 1-100 characters from A-Z a-z 0-9 _ . -"
+
+
 def _build_app(raw: Mapping[str, Any], index: int, loc: _Locator, hook_base: int = 0) -> App:
     _check_types(raw, _APP_SCHEMA, loc, "apps", index)
     for required in ("id", "key", "secret"):
         if not raw.get(required):
             raise loc.error(f"apps[{index}] needs a non-empty {required!r}", "apps", None, index)
+    for attr in ("id", "key"):
+        if not _IDENTIFIER.fullmatch(str(raw[attr])):
+            raise loc.error(f"apps[{index}].{attr} {_IDENTIFIER_RULE}", "apps", attr, index)
     webhooks = []
     for hook_index, hook in enumerate(raw.get("webhooks", [])):
         if not isinstance(hook, dict):
@@ -491,6 +500,9 @@ def _env_overrides(config: Config, environ: Mapping[str, str]) -> Config:
                 "set all of PUSHERD_APP_ID, PUSHERD_APP_KEY and PUSHERD_APP_SECRET "
                 "(or REVERB_APP_ID/_KEY/_SECRET), not only some"
             )
+        for name, value in (("PUSHERD_APP_ID", app_id), ("PUSHERD_APP_KEY", app_key)):
+            if not _IDENTIFIER.fullmatch(value):
+                raise ConfigError(f"{name} {_IDENTIFIER_RULE}, got {value!r}")
         base = apps[0] if len(apps) == 1 else DEV_APP
         apps = (replace(base, id=AppId(app_id), key=AppKey(app_key), secret=app_secret),)
     debug = config.debug or environ.get("PUSHERD_DEBUG", "") in {"1", "true", "yes"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -566,3 +567,23 @@ def test_config_env_path_prefix_is_validated_like_the_file() -> None:
 )
 def test_config_out_of_range_numbers_have_line(tmp_path: Path, text: str, line: int) -> None:
     _assert_line(_error(tmp_path, text), "pusherd.toml", line)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("id", "a:b"), ("key", "with space"), ("key", "a/b"), ("id", "x\ny")]
+)
+def test_config_app_id_and_key_must_be_url_and_key_safe(
+    tmp_path: Path, field: str, value: str
+) -> None:
+    fields = {"id": '"1"', "key": '"k"', "secret": '"s"'}
+    fields[field] = json.dumps(value)
+    text = "[[apps]]\n" + "\n".join(f"{k} = {v}" for k, v in fields.items()) + "\n"
+    message = _error(tmp_path, text)
+    assert f"apps[0].{field}" in message
+    assert "A-Z a-z 0-9" in message
+
+
+def test_config_env_app_key_must_be_url_safe() -> None:
+    env = {"PUSHERD_APP_ID": "1", "PUSHERD_APP_KEY": "a/b", "PUSHERD_APP_SECRET": "s"}
+    with pytest.raises(ConfigError, match="PUSHERD_APP_KEY"):
+        load_config(None, environ=env)
