@@ -81,4 +81,5 @@ def describe_target(index: int, url: str) -> str:
     except Exception:
         return f"#{index} (invalid url)"
     port = f":{parsed.port}" if parsed.port else ""
-    return f"#{index} ({parsed.scheme}://{parsed.host}{port}/...)"
+    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host  # IPv6 literal
+    return f"#{index} ({parsed.scheme}://{host}{port}/...)"

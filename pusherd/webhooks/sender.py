@@ -29,6 +29,9 @@ __all__ = ["WebhookSender"]
 log = logging.getLogger("pusherd.webhooks")
 
 _DROP_LOG_INTERVAL = 10.0
+# An empty queue whose worker waited this long is dropped (a later event makes a new
+# one): queues of targets removed or changed by a reload do not pile up.
+IDLE_QUEUE_SECONDS = 300.0
 
 
 class WebhookSender:
@@ -206,7 +209,11 @@ class WebhookSender:
         return stamped, int(self._clock() * 1000)
 
     def _enqueue(self, queue: TargetQueue, item: Item) -> bool:
-        if self._stopped or self._depth >= self._settings.max_queue:
+        if self._stopped:
+            self._count_dropped(queue.app, 1)
+            log.debug("webhooks: stopped, dropped %s", item.event.get("name"))
+            return False
+        if self._depth >= self._settings.max_queue:
             self._count_dropped(queue.app, 1)
             self._log_drop()
             return False
@@ -267,20 +274,32 @@ class WebhookSender:
     async def _work(self, queue: TargetQueue) -> None:
         while True:
             items = await self._next_batch(queue)
+            if items is None:  # idle: forget the queue, end the worker
+                for key, known in list(self._queues.items()):
+                    if known is queue:
+                        del self._queues[key]
+                queue.worker = None
+                return
             try:
                 await self._deliver(queue, items)
             finally:
                 queue.inflight -= len(items)
                 self._done(len(items))
 
-    async def _next_batch(self, queue: TargetQueue) -> list[Item]:
+    async def _next_batch(self, queue: TargetQueue) -> list[Item] | None:
+        """The next items to send, or None once the queue has been empty for a while."""
         limit = max(1, self._settings.max_batch_size) if queue.target.batch else 1
         while True:
             queue.wake.clear()
             items = queue.eligible(limit)
             if items:
                 break
-            await queue.wake.wait()
+            try:
+                async with asyncio.timeout(IDLE_QUEUE_SECONDS):
+                    await queue.wake.wait()
+            except TimeoutError:
+                if not len(queue) and not self._stopping.is_set():
+                    return None
         if queue.target.batch and len(items) < limit and not self._stopping.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._settings.batch_window_ms / 1000):

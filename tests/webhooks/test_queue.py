@@ -149,3 +149,7 @@ def test_target_description_of_a_relative_url_hides_its_path_and_query() -> None
     assert description.startswith("#1 (")
     assert "s3cr3t" not in description
     assert "hush" not in description
+
+
+def test_target_description_brackets_an_ipv6_host() -> None:
+    assert describe_target(0, "http://[::1]:8080/hooks?token=x") == "#0 (http://[::1]:8080/...)"

@@ -286,7 +286,8 @@ async def test_backoff_is_capped_exponential_with_jitter(monkeypatch: pytest.Mon
     async with running(receiver, backoff_base=base, backoff_cap=cap) as sender:
         sender.emit(app, occupied("a"))
         await receiver.wait_for(failures + 1)
-        pauses = list(spy.timeouts)  # before stop() adds its own grace timeout
+        # Before stop() adds its own grace timeout; the idle-queue wait is not a pause.
+        pauses = [t for t in spy.timeouts if t != sender_module.IDLE_QUEUE_SECONDS]
     assert len(pauses) == failures
     for attempt, pause in enumerate(pauses):
         assert pause is not None
@@ -495,3 +496,24 @@ async def test_start_and_stop_are_idempotent_and_leave_an_injected_client_open()
         await sender.stop(1.0)
         assert not client.is_closed
     assert len(receiver.requests) == 1
+
+
+async def test_an_idle_queue_is_dropped_and_a_later_event_gets_a_fresh_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Reloads give changed targets new queues; idle ones must not pile up forever.
+    monkeypatch.setattr(sender_module, "IDLE_QUEUE_SECONDS", 0.05)
+    receiver = ScriptedReceiver()
+    app = make_app(WebhookTarget(url=URL, event_types=WEBHOOK_EVENT_TYPES))
+    async with running(receiver) as sender:
+        sender.emit(app, occupied("one"))
+        await receiver.wait_for(1)
+        [queue] = sender._queues.values()
+        worker = queue.worker
+        assert worker is not None
+        async with asyncio.timeout(5):
+            await worker  # ends by itself once the queue has been idle
+        assert sender._queues == {}
+        sender.emit(app, occupied("two"))
+        await receiver.wait_for(2)
+    assert [body["events"][0]["channel"] for body in receiver.bodies()] == ["one", "two"]
