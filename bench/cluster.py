@@ -55,17 +55,20 @@ def start_redis(work: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, f"redis://127.0.0.1:{port}/0"
 
 
-def start_node(work: Path, redis_url: str, name: str, cpu: int) -> Server:
+def start_node(work: Path, redis_url: str, name: str, cpu: int | None, workers: int = 1) -> Server:
+    """A ``pusherd serve`` on the Redis driver, pinned to ``cpu`` (None: not pinned)."""
     port = free_port()
     config = work / f"{name}.toml"
     config.write_text(
-        f'[server]\nhost = "127.0.0.1"\nport = {port}\n'
+        f'[server]\nhost = "127.0.0.1"\nport = {port}\nworkers = {workers}\n'
         f'\n[scaling]\ndriver = "redis"\nredis_url = "{redis_url}"\nnode_id = "{name}"\n'
         f'\n[[apps]]\nid = "{APP_ID}"\nkey = "{APP_KEY}"\nsecret = "{APP_SECRET}"\n'
     )
     argv = [sys.executable, "-m", "pusherd", "serve", "--config", str(config)]
+    if cpu is not None:
+        argv = pinned(cpu, argv)
     log = open(work / f"{name}.log", "wb")  # noqa: SIM115 - lives with the process
-    proc = subprocess.Popen(pinned(cpu, argv), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     log.close()
     server = Server(name, port, proc.pid, proc, work)
     _wait_http(port, "/ready", 30, proc)

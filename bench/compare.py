@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.build import build_loadgen
 from bench.gen import GEN_CPU
-from bench.report import render_table
+from bench.report import publish, render_table
 from bench.scenarios import SCENARIOS, Figure, Scale
 from bench.servers import start_server
 
@@ -105,9 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{extra}\n"
     )
     table = render_table(results, header)
-    print(table)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(table)
+    publish(table, args.output)
     return 0
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from bench.build import build_loadgen
 from bench.gen import GEN_CPU, run_churn
 from bench.procstat import cpu_seconds
+from bench.report import publish
 from bench.servers import SERVER_CPU, Server, free_port, pinned, start_server
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -81,9 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     lines += [f"| {n} | {r:.0f} | {c:.0f} | {e} |" for n, r, c, e in rows]
     table = "\n".join(lines) + "\n"
-    print(table)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(table)
+    publish(table, args.output)
     return 0
 
 

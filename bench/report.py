@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bench.scenarios import Figure
 
-__all__ = ["render_table"]
+__all__ = ["publish", "render_table"]
 
 
 def _fmt(value: float | None, unit: str) -> str:
@@ -45,3 +47,10 @@ def render_table(results: dict[str, list[Figure]], header: str = "") -> str:
             f"{_fmt(b.value if b else None, unit)} | {ratio} | {notes} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def publish(table: str, output: Path) -> None:
+    """Print ``table`` and write it to ``output`` (creating its directory)."""
+    print(table)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(table)

@@ -14,17 +14,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from bench.build import build_loadgen
-from bench.cluster import start_redis
+from bench.cluster import start_node, start_redis
 from bench.gen import run_churn, run_pub
 from bench.procstat import cpu_seconds
-from bench.servers import APP_ID, APP_KEY, APP_SECRET, ROOT, Server, _wait_http, free_port
+from bench.report import publish
+from bench.servers import Server
 
 __all__ = ["main"]
 
@@ -49,19 +49,9 @@ def _cpu(pids: list[int]) -> float:
 
 
 def start_workers(work: Path, redis_url: str, workers: int) -> tuple[Server, list[int]]:
-    port = free_port()
-    config = work / f"workers{workers}.toml"
-    config.write_text(
-        f'[server]\nhost = "127.0.0.1"\nport = {port}\nworkers = {workers}\n'
-        f'\n[scaling]\ndriver = "redis"\nredis_url = "{redis_url}"\n'
-        f'\n[[apps]]\nid = "{APP_ID}"\nkey = "{APP_KEY}"\nsecret = "{APP_SECRET}"\n'
-    )
-    argv = [sys.executable, "-m", "pusherd", "serve", "--config", str(config)]
-    log = open(work / f"workers{workers}.log", "wb")  # noqa: SIM115 - lives with the process
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    log.close()
-    server = Server(f"workers={workers}", port, proc.pid, proc)
-    _wait_http(port, "/ready", 30, proc)
+    server = start_node(work, redis_url, f"workers{workers}", None, workers)
+    assert server.proc is not None
+    proc = server.proc
     deadline = time.monotonic() + 30
     while len(_family(proc.pid)) < workers + 1 and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -137,9 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             f"churn x{two['churn'] / one['churn']:.2f}.",
         ]
     table = "\n".join(lines) + "\n"
-    print(table)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(table)
+    publish(table, args.output)
     return 0
 
 

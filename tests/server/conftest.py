@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+import httpx
 import pusher
 import pytest
 import uvicorn
@@ -57,6 +58,14 @@ class Running:
             port=self.port,
             ssl=False,
         )
+
+
+@contextlib.asynccontextmanager
+async def asgi_client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """Talk to the ASGI app in process (httpx runs no lifespan: start the node yourself)."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://pusherd.test") as http:
+        yield http
 
 
 @contextlib.asynccontextmanager

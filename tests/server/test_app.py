@@ -7,7 +7,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
-import httpx
 import pytest
 from starlette.types import Message
 
@@ -20,18 +19,10 @@ from pusherd.server.app import PusherdApp, create_app, create_node, uvicorn_prot
 from pusherd.server.connection import Connection
 from pusherd.server.node import Node
 from pusherd.types import AppId, AppKey
-from tests.server.conftest import APP, TIMEOUT, make_config
+from tests.server.conftest import APP, TIMEOUT, asgi_client, make_config
 from tests.server_process import free_port
 
 OTHER = App(id=AppId("67890"), key=AppKey("other-key"), secret="other-secret")
-
-
-@contextlib.asynccontextmanager
-async def client(app: PusherdApp) -> AsyncIterator[httpx.AsyncClient]:
-    """Talk to the ASGI app in process (httpx runs no lifespan)."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://pusherd.test") as http:
-        yield http
 
 
 @contextlib.asynccontextmanager
@@ -112,7 +103,7 @@ def test_create_app_wires_the_node_into_app_state_and_the_rest_api() -> None:
 
 async def test_app_routes_probes_metrics_and_the_rest_api() -> None:
     app = create_app(make_config())
-    async with client(app) as http:
+    async with asgi_client(app) as http:
         assert (await http.get("/up")).json() == {"health": "OK"}
         assert (await http.get("/ready")).status_code == 503  # not started: no lifespan
         assert "pusherd_connected" in (await http.get("/metrics")).text
@@ -124,7 +115,7 @@ async def test_app_routes_probes_metrics_and_the_rest_api() -> None:
 
 async def test_path_prefix_moves_the_rest_api_and_keeps_root_probes() -> None:
     app = create_app(make_config(path_prefix="/ws"))
-    async with client(app) as http:
+    async with asgi_client(app) as http:
         for path in ("/ws/up", "/up"):
             assert (await http.get(path)).json() == {"health": "OK"}, path
         for path in ("/ws/ready", "/ready"):
@@ -138,7 +129,7 @@ async def test_path_prefix_moves_the_rest_api_and_keeps_root_probes() -> None:
 async def test_disabled_metrics_have_no_route_but_probes_stay() -> None:
     config = replace(make_config(path_prefix="/ws"), metrics=MetricsConfig(enabled=False))
     app = create_app(config)
-    async with client(app) as http:
+    async with asgi_client(app) as http:
         assert (await http.get("/metrics")).status_code == 404
         assert (await http.get("/ws/metrics")).status_code == 404
         assert (await http.get("/up")).status_code == 200
@@ -148,7 +139,7 @@ async def test_lifespan_starts_the_node_and_shutdown_drains_it() -> None:
     config = make_config()
     node = create_node(config)
     app = create_app(config, node)
-    async with client(app) as http:
+    async with asgi_client(app) as http:
         async with lifespan(app):
             assert node.ready
             assert (await http.get("/ready")).json() == {"ready": True}

@@ -18,7 +18,7 @@ from pusherd.server.app import PusherdApp, create_app
 from pusherd.server.health import readiness
 from pusherd.server.node import Node
 from pusherd.webhooks import WebhookSender
-from tests.server.conftest import make_config, serve
+from tests.server.conftest import asgi_client, make_config, serve
 from tests.server_process import free_port
 
 
@@ -47,14 +47,6 @@ def build() -> tuple[Node, SwitchableBroker, PusherdApp]:
 
 
 @contextlib.asynccontextmanager
-async def client(app: PusherdApp) -> AsyncIterator[httpx.AsyncClient]:
-    """Talk to the ASGI app in process (no lifespan: the test starts the node)."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://pusherd.test") as http:
-        yield http
-
-
-@contextlib.asynccontextmanager
 async def started(node: Node) -> AsyncIterator[Node]:
     await node.start()
     try:
@@ -65,7 +57,7 @@ async def started(node: Node) -> AsyncIterator[Node]:
 
 async def test_up_is_200_whether_the_node_is_starting_running_or_draining() -> None:
     node, _, app = build()
-    async with client(app) as http:
+    async with asgi_client(app) as http:
         before = await http.get("/up")
         async with started(node):
             running = await http.get("/up")
@@ -78,7 +70,7 @@ async def test_up_is_200_whether_the_node_is_starting_running_or_draining() -> N
 
 async def test_ready_is_503_starting_until_the_node_has_started() -> None:
     node, _, app = build()
-    async with client(app) as http:
+    async with asgi_client(app) as http:
         response = await http.get("/ready")
         assert response.status_code == 503
         assert response.json() == {"ready": False, "reason": "starting"}
@@ -91,7 +83,7 @@ async def test_ready_is_503_starting_until_the_node_has_started() -> None:
 
 async def test_ready_turns_503_draining_once_the_node_stops() -> None:
     node, _, app = build()
-    async with client(app) as http:
+    async with asgi_client(app) as http:
         async with started(node):
             assert (await http.get("/ready")).status_code == 200
         response = await http.get("/ready")
@@ -101,7 +93,7 @@ async def test_ready_turns_503_draining_once_the_node_stops() -> None:
 
 async def test_ready_is_503_broker_while_the_broker_is_down_and_recovers_with_it() -> None:
     node, broker, app = build()
-    async with client(app) as http, started(node):
+    async with asgi_client(app) as http, started(node):
         broker.reachable = False
         response = await http.get("/ready")
         assert response.status_code == 503
@@ -140,7 +132,7 @@ async def test_metrics_probe_serves_the_node_metrics_as_prometheus_text() -> Non
     node, _, app = build()
     node.metrics.connection_opened("12345")
     node.metrics.rate_limited("12345", "client_events")
-    async with client(app) as http:
+    async with asgi_client(app) as http:
         response = await http.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"] == CONTENT_TYPE
