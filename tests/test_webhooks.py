@@ -23,6 +23,7 @@ from pusherd.metrics import Metrics
 from pusherd.types import AppId, AppKey
 from pusherd.webhooks import WebhookSender
 from tests.webhook_receiver import Received, WebhookReceiver
+from tests.webhooks import count, depth
 
 __all__: list[str] = []
 
@@ -60,17 +61,6 @@ async def running(
 async def receiver() -> AsyncIterator[WebhookReceiver]:
     async with WebhookReceiver() as r:
         yield r
-
-
-def count(metrics: Metrics, app: App, outcome: str) -> float:
-    value = metrics.registry.get_sample_value(
-        "pusherd_webhooks_total", {"app_id": app.id, "outcome": outcome}
-    )
-    return value or 0.0
-
-
-def depth(metrics: Metrics) -> float | None:
-    return metrics.registry.get_sample_value("pusherd_webhook_queue_depth")
 
 
 def occupied(channel: str, **extra: Any) -> dict[str, Any]:

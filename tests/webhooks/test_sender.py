@@ -27,6 +27,7 @@ from pusherd.config import WebhookSettings
 from pusherd.metrics import Metrics
 from pusherd.types import AppId, AppKey
 from pusherd.webhooks import WebhookSender
+from tests.webhooks import count, depth
 
 __all__: list[str] = []
 
@@ -123,17 +124,6 @@ async def running(
             yield sender
         finally:
             await sender.stop(grace)
-
-
-def count(metrics: Metrics, app: App, outcome: str) -> float:
-    value = metrics.registry.get_sample_value(
-        "pusherd_webhooks_total", {"app_id": app.id, "outcome": outcome}
-    )
-    return value or 0.0
-
-
-def depth(metrics: Metrics) -> float | None:
-    return metrics.registry.get_sample_value("pusherd_webhook_queue_depth")
 
 
 def verify(app: App, request: httpx.Request) -> bool:
