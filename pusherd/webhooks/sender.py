@@ -145,15 +145,7 @@ class WebhookSender:
 
     def emit(self, app: App, event: dict[str, Any]) -> None:
         """Queue ``event`` (e.g. ``{"name": "channel_occupied", "channel": "x"}``) now."""
-        if not app.webhooks:
-            return
-        queues = self._targets(app, event)
-        if not queues:
-            return
-        item_event, time_ms = self._stamp(event)
-        channel = event.get("channel")
-        for queue in queues:
-            self._enqueue(queue, Item(channel, item_event, time_ms))
+        self._queue_event(app, event, SlotState.READY)
 
     def emit_later(
         self,
@@ -166,24 +158,31 @@ class WebhookSender:
 
         The event keeps its place: later events for the same channel and target wait for it.
         """
-        if not app.webhooks:
-            return
-        queues = self._targets(app, event)
-        if not queues:
-            return
-        item_event, time_ms = self._stamp(event)
-        channel = event.get("channel")
-        slots: list[tuple[TargetQueue, Item]] = []
-        for queue in queues:
-            item = Item(channel, item_event, time_ms, SlotState.PENDING)
-            if self._enqueue(queue, item):
-                slots.append((queue, item))
+        slots = self._queue_event(app, event, SlotState.PENDING)
         if slots:
             task = asyncio.get_running_loop().create_task(self._resolve(slots, delay, confirm))
             self._timers.add(task)
             task.add_done_callback(self._timers.discard)
 
     # queueing --------------------------------------------------------------------
+    def _queue_event(
+        self, app: App, event: dict[str, Any], state: SlotState
+    ) -> list[tuple[TargetQueue, Item]]:
+        """Stamp ``event`` and queue it on every target of ``app`` that takes it."""
+        if not app.webhooks:
+            return []
+        queues = self._targets(app, event)
+        if not queues:
+            return []
+        item_event, time_ms = self._stamp(event)
+        channel = event.get("channel")
+        slots = []
+        for queue in queues:
+            item = Item(channel, item_event, time_ms, state)
+            if self._enqueue(queue, item):
+                slots.append((queue, item))
+        return slots
+
     def _targets(self, app: App, event: dict[str, Any]) -> list[TargetQueue]:
         name = event.get("name", "")
         channel = event.get("channel")
