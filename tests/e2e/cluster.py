@@ -26,7 +26,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.e2e.conftest import DRIVER, JS_DIR, NodeClient, Target, close_sdk
+from tests.e2e.conftest import DRIVER, JS_DIR, NodeClient, Target, close_sdk, make_sdk
 from tests.server.conftest import private_auth, user_auth
 from tests.server_process import ServerProcess, ServerStartError
 
@@ -108,14 +108,7 @@ def stop_nodes(nodes: Iterable[ServerProcess]) -> None:
 
 
 def sdk(node: ServerProcess, app: dict[str, str] = APP) -> pusher.Pusher:
-    return pusher.Pusher(
-        app_id=app["id"],
-        key=app["key"],
-        secret=app["secret"],
-        host=node.host,
-        port=node.port,
-        ssl=False,
-    )
+    return make_sdk(Target(node.host, node.port, node), app)
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from tests.examples.roundtrip import stop
 from tests.server_process import ServerProcess
 
 __all__: list[str] = []
@@ -269,13 +270,7 @@ async def _devtools_url(proc: subprocess.Popen[bytes], profile: Path, log_path: 
 
 def _end(proc: subprocess.Popen[bytes]) -> None:
     """Stop the browser we started, then any child still in its process group."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    stop(proc)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
 
