@@ -85,6 +85,8 @@ class Metrics:
         self._sent = v["ws_messages_sent"]
         self._rx = v["socket_received_bytes"]
         self._tx = v["socket_transmitted_bytes"]
+        self._subscriptions = v["subscriptions"]
+        self._channels = v["channels"]
         r = self.registry
         self._http_latency = Histogram(
             f"{prefix}http_request_duration_seconds",
@@ -122,7 +124,8 @@ class Metrics:
     def connection_closed(self, app_id: str, code: int) -> None:
         key = (app_id,)
         self._connected[key] = self._connected.get(key, 0) - 1
-        self._add("new_disconnections", (app_id, str(code)))
+        closed = (app_id, str(code))
+        self._closed[closed] = self._closed.get(closed, 0) + 1
 
     def message_received(self, app_id: str, nbytes: int) -> None:
         key = (app_id,)
@@ -140,10 +143,12 @@ class Metrics:
 
     # channels --------------------------------------------------------------------
     def subscribed(self, app_id: str, delta: int = 1) -> None:
-        self._add("subscriptions", (app_id,), delta)
+        key = (app_id,)
+        self._subscriptions[key] = self._subscriptions.get(key, 0) + delta
 
     def channel_opened(self, app_id: str, delta: int = 1) -> None:
-        self._add("channels", (app_id,), delta)
+        key = (app_id,)
+        self._channels[key] = self._channels.get(key, 0) + delta
 
     def member_joined(self, app_id: str, delta: int = 1) -> None:
         self._add("presence_members", (app_id,), delta)

@@ -91,8 +91,18 @@ _PREFIXES = (
 )
 
 
+# Names that passed ``channel_name_error`` lately, with their kind: every socket of an
+# app subscribes to the same few channels, so each name is checked and classified once,
+# not at every subscribe and leave. Cleared when full, so it stays small.
+_KNOWN_LIMIT = 4096
+_known: dict[str, ChannelKind] = {}
+
+
 def channel_kind(name: str) -> ChannelKind:
     """Return the kind of channel ``name`` by its prefix."""
+    known = _known.get(name)
+    if known is not None:
+        return known
     for prefix, kind in _PREFIXES:
         if name.startswith(prefix):
             return kind
@@ -105,6 +115,18 @@ def channel_name_error(name: object) -> str | None:
     Names are 1–200 characters from ``[A-Za-z0-9_\\-=@,.;]``; a leading ``#`` is only
     allowed for ``#server-to-user-{id}``.
     """
+    if type(name) is str and name in _known:
+        return None
+    error = _name_error(name)
+    if error is None:
+        assert isinstance(name, str)
+        if len(_known) >= _KNOWN_LIMIT:
+            _known.clear()
+        _known[name] = channel_kind(name)
+    return error
+
+
+def _name_error(name: object) -> str | None:
     if not isinstance(name, str) or not name:
         return "channel name must be a non-empty string"
     if len(name) > MAX_CHANNEL_NAME_LENGTH:

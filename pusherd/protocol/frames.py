@@ -143,6 +143,18 @@ class FrameParser:
             FrameError: a protocol violation (unmasked frame, reserved bits, bad opcode,
                 bad continuation, oversized message or control frame).
         """
+        if not self._buffer and self._fragments is None:
+            # Nearly every read is one whole, short, final text or close frame.
+            first = data[0] if data else 0
+            length = len(data) - 6
+            if (
+                (first == 0x81 or first == 0x88)
+                and 0 <= length < 126
+                and data[1] == 0x80 | length
+                and length <= self.max_size
+            ):
+                whole = Opcode.TEXT if first == 0x81 else Opcode.CLOSE
+                return [Message(whole, _unmask(data[6:], data[2:6]))]
         buffer = self._buffer + data if self._buffer else data
         messages: list[Message] = []
         offset = 0

@@ -43,6 +43,7 @@ from pusherd.server.eager import start_eagerly
 from pusherd.server.handshake import HandshakeError, accept_response, parse_request
 
 if TYPE_CHECKING:
+    from pusherd.server.front_door import FrontDoor
     from pusherd.server.node import Node
 
 __all__ = ["Connection"]
@@ -62,6 +63,7 @@ class Connection(asyncio.Protocol):
         "close_code",
         "closing",
         "closing_since",
+        "door",
         "inbox",
         "internal",
         "last_seen",
@@ -78,9 +80,17 @@ class Connection(asyncio.Protocol):
         "transport",
     )
 
-    def __init__(self, node: Node, server_state: Any = None) -> None:
+    def __init__(
+        self,
+        node: Node,
+        server_state: Any = None,
+        door: tuple[FrontDoor, dict[str, Any]] | None = None,
+    ) -> None:
         self.node = node
         self.server_state = server_state
+        # Set when uvicorn built this as the first protocol of a new socket: the first
+        # read decides whether it stays (an upgrade) or goes to HTTP (see front_door).
+        self.door = door
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.session: Session | None = None
         self.parser: FrameParser | None = None
@@ -152,6 +162,12 @@ class Connection(asyncio.Protocol):
 
     # handshake ---------------------------------------------------------------------
     def _handshake(self, data: bytes) -> None:
+        door = self.door
+        if door is not None:
+            self.door = None
+            if not door[0].is_upgrade(data):
+                door[0].hand_off(self, data, door[1])
+                return
         head = self._head + data if self._head else data
         end = head.find(b"\r\n\r\n")
         if end < 0:
@@ -260,6 +276,7 @@ class Connection(asyncio.Protocol):
                 self.transport.resume_reading()
 
     async def _apply_all(self, actions: list[Action]) -> None:
+        apply = self.node.membership.apply
         for action in actions:
             if self.closing:
                 return
@@ -267,7 +284,7 @@ class Connection(asyncio.Protocol):
                 self.send(action.payload)
                 continue
             try:
-                await self.node.apply(self, action)
+                await apply[type(action)](self, action)
             except PusherError as exc:
                 self.fail(exc)
             except BrokerError as exc:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -24,7 +25,7 @@ import orjson
 from pusherd.apps.base import App
 from pusherd.brokers.base import Envelope, Reaped
 from pusherd.errors import BrokerError, CloseCode, SubscriptionError
-from pusherd.protocol.actions import ClientEvent, SignIn, Subscribe, Unsubscribe
+from pusherd.protocol.actions import Action, ClientEvent, SignIn, Subscribe, Unsubscribe
 from pusherd.protocol.channels import SERVER_TO_USER_PREFIX, ChannelKind
 from pusherd.protocol.messages import encode_channel_event, encode_event
 from pusherd.protocol.presence import presence_payload
@@ -57,6 +58,13 @@ class Membership:
         self._broker_channels: set[tuple[str, str]] = set()
         # Node-level broker unsubscriptions waiting out NODE_UNSUBSCRIBE_DELAY.
         self._unsubscribe_due: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        # What carries out each cluster action a session returns (raises PusherErrors).
+        self.apply: dict[type[Action], Callable[[Connection, Any], Awaitable[None]]] = {
+            Subscribe: self.subscribe,
+            Unsubscribe: self.unsubscribe,
+            ClientEvent: self.client_event,
+            SignIn: self.sign_in,
+        }
 
     # local index -------------------------------------------------------------------
     async def _add_local(self, conn: Connection, channel: str) -> None:

@@ -22,7 +22,6 @@ from pusherd.config import Config
 from pusherd.errors import BrokerError, CloseCode, ConnectionError_
 from pusherd.logs import InfoLine, flush_logs
 from pusherd.metrics import Metrics
-from pusherd.protocol.actions import Action, ClientEvent, SignIn, Subscribe, Unsubscribe
 from pusherd.protocol.frames import ping_frame
 from pusherd.protocol.messages import encode_event
 from pusherd.protocol.origins import origin_allowed
@@ -36,6 +35,7 @@ from pusherd.server.metrics_port import MetricsListener
 from pusherd.webhooks import WebhookSender
 
 if TYPE_CHECKING:
+    from pusherd.server.front_door import FrontDoor
     from pusherd.server.http_api import RestApi
 
 __all__ = ["Node"]
@@ -70,6 +70,12 @@ class Node:
         self.debug = config.debug
         self.prefix = server.path_prefix
         self.activity_timeout = server.activity_timeout
+        # connection_established around the socket id, encoded once: ids are digits and
+        # a dot, which JSON never escapes, so splicing one in gives encode_event's bytes.
+        self._greeting = encode_event(
+            "pusher:connection_established",
+            {"socket_id": "@", "activity_timeout": self.activity_timeout},
+        ).split(b"@")
         self.pong_timeout = server.pong_timeout
         self.max_connections = server.max_connections
         self.max_message_size = server.max_message_size_kb * 1024
@@ -127,9 +133,15 @@ class Node:
     def ready(self) -> bool:
         return self.started and not self.draining and self.broker.ready
 
-    def ws_protocol(self, **kwargs: Any) -> Connection:
-        """Build the protocol uvicorn uses for a WebSocket upgrade (its ``ws=`` option)."""
-        return Connection(self, kwargs.get("server_state"))
+    def ws_protocol(self, door: FrontDoor | None = None, **kwargs: Any) -> Connection:
+        """Build the protocol uvicorn uses for a WebSocket upgrade (its ``ws=`` option).
+
+        With ``door``, the protocol for a new socket (uvicorn's ``http=``): it keeps the
+        socket if the first read is an upgrade, else hands it to HTTP with ``kwargs``.
+        """
+        return Connection(
+            self, kwargs.get("server_state"), None if door is None else (door, kwargs)
+        )
 
     def spawn(self, coro: Any) -> None:
         """Run ``coro`` in the background, keeping a reference until it finishes."""
@@ -204,26 +216,10 @@ class Node:
         self._greet(conn)
 
     def _greet(self, conn: Connection) -> None:
-        conn.send(
-            encode_event(
-                "pusher:connection_established",
-                {"socket_id": conn.socket_id, "activity_timeout": self.activity_timeout},
-            )
-        )
+        head, tail = self._greeting
+        conn.send(head + conn.socket_id.encode() + tail)
 
-    # actions -----------------------------------------------------------------------
-    async def apply(self, conn: Connection, action: Action) -> None:
-        """Carry out one cluster action for ``conn`` (raises ``PusherError``s)."""
-        membership = self.membership
-        if type(action) is Subscribe:
-            await membership.subscribe(conn, action)
-        elif type(action) is Unsubscribe:
-            await membership.unsubscribe(conn, action)
-        elif type(action) is ClientEvent:
-            await membership.client_event(conn, action)
-        elif type(action) is SignIn:
-            await membership.sign_in(conn, action)
-
+    # sockets -----------------------------------------------------------------------
     def disconnected(self, conn: Connection) -> None:
         """Forget a closed socket: locally now, in the cluster in the background."""
         if conn not in self.connections:
@@ -300,25 +296,24 @@ class Node:
 
 
 class SocketIds:
-    """Socket ids ``\\d+\\.\\d+`` from the OS CSPRNG, read 256 ids at a time.
+    """Socket ids ``\\d+\\.\\d+`` from the OS CSPRNG, made 256 at a time.
 
     They are signed into channel auth strings, so they must not be guessable; one
     ``getrandom`` per 256 connections keeps that cheap under connection churn.
     """
 
     def __init__(self) -> None:
-        self._pool = b""
-        self._offset = 0
+        self._ready: list[str] = []
 
     def next(self) -> str:
-        if self._offset >= len(self._pool):
-            self._pool = os.urandom(8 * 256)
-            self._offset = 0
-        start = self._offset
-        self._offset = start + 8
-        high = int.from_bytes(self._pool[start : start + 4], "big")
-        low = int.from_bytes(self._pool[start + 4 : start + 8], "big")
-        return f"{high}.{low}"
+        ready = self._ready
+        if not ready:
+            pool = os.urandom(8 * 256)
+            for start in range(0, len(pool), 8):
+                high = int.from_bytes(pool[start : start + 4], "big")
+                low = int.from_bytes(pool[start + 4 : start + 8], "big")
+                ready.append(f"{high}.{low}")
+        return ready.pop()
 
 
 def _check_protocol(query: dict[str, str]) -> None:

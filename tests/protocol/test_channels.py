@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pusherd.protocol import channels
 from pusherd.protocol.channels import (
     MAX_CHANNEL_NAME_LENGTH,
     ChannelKind,
@@ -126,3 +127,20 @@ def test_channel_name_error_rejects_non_strings(name: object) -> None:
 def test_channel_name_error_accepts_any_printable_user_id_on_server_to_user_channels() -> None:
     # pusher-js subscribes to "#server-to-user-" + the signed-in id, whatever it contains.
     assert channel_name_error("#server-to-user-ann smith@example.com") is None
+
+
+def test_names_already_checked_are_remembered_but_the_memory_stays_bounded() -> None:
+    for index in range(channels._KNOWN_LIMIT + 10):
+        assert channel_name_error(f"presence-room-{index}") is None
+    assert 0 < len(channels._known) <= channels._KNOWN_LIMIT
+    assert channel_name_error("presence-room-1") is None
+    assert channel_kind("presence-room-1") is ChannelKind.PRESENCE
+    assert channel_kind(f"presence-room-{channels._KNOWN_LIMIT + 5}") is ChannelKind.PRESENCE
+
+
+def test_invalid_and_unhashable_names_are_refused_every_time() -> None:
+    assert channel_name_error("bad name") is not None
+    assert channel_name_error("bad name") is not None
+    assert "bad name" not in channels._known
+    assert channel_name_error(["a"]) == "channel name must be a non-empty string"
+    assert channel_name_error({"a": 1}) == "channel name must be a non-empty string"

@@ -284,3 +284,18 @@ def test_frame_error_carries_reason() -> None:
     error = _error(client_frame(Opcode.TEXT, b"hi", mask=None))
     assert error.reason
     assert str(error) == error.reason
+
+
+@pytest.mark.parametrize("opcode", [Opcode.TEXT, Opcode.CLOSE])
+def test_a_whole_short_frame_in_one_read_parses_as_it_does_split_in_two(opcode: Opcode) -> None:
+    for length in range(126):
+        payload = bytes((i * 7 + length) & 0xFF for i in range(length))
+        frame = client_frame(opcode, payload, mask=bytes((length, 0x5A, 0xFF, 1)))
+        split = FrameParser(max_size=1000)
+        assert split.feed(frame[:1]) == []
+        expected = split.feed(frame[1:])
+        assert FrameParser(max_size=1000).feed(frame) == expected == [Message(opcode, payload)]
+
+
+def test_a_whole_short_frame_over_max_size_is_too_big_in_one_read() -> None:
+    assert _error(client_frame(Opcode.TEXT, b"x" * 20), max_size=10).code == 1009

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
-from tests.server.conftest import Running
+from pusherd.server.app import create_app, create_node, uvicorn_protocols
+from pusherd.server.connection import Connection
+from pusherd.server.rest_protocol import RestProtocol
+from tests.server.conftest import Running, make_config
 
 HEAD = (
     b"GET /app/app-key?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
@@ -49,3 +53,55 @@ async def test_front_door_plain_http_goes_to_the_http_protocol(running: Running)
         assert b"HTTP/1.1 200" in second
     finally:
         writer.close()
+
+
+class RecordingTransport(asyncio.Transport):
+    """Records writes and protocol switches; nothing leaves the process."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = b""
+        self.switched_to: list[asyncio.BaseProtocol] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += bytes(data)
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.switched_to.append(protocol)
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        return None
+
+
+def test_an_upgrade_stays_in_the_first_protocol_with_no_protocol_switch() -> None:
+    node = create_node(make_config())
+    protocol = uvicorn_protocols(node)["http"](config=None, server_state=None, app_state={})
+    transport = RecordingTransport()
+    protocol.connection_made(transport)
+    protocol.data_received(HEAD)
+    assert isinstance(protocol, Connection)
+    assert transport.switched_to == []
+    assert transport.written.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+    assert b"pusher:connection_established" in transport.written
+    assert protocol in node.connections
+
+
+async def test_a_rest_call_goes_to_the_rest_protocol_and_the_first_protocol_is_dropped() -> None:
+    config = make_config()
+    node = create_node(config)
+    create_app(config, node)  # gives the node its REST API
+    state = SimpleNamespace(connections=set())
+    protocol = uvicorn_protocols(node)["http"](config=None, server_state=state, app_state={})
+    transport = RecordingTransport()
+    protocol.connection_made(transport)
+    assert state.connections == {protocol}
+    protocol.data_received(b"GET /apps/app-id/channels HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert [type(p) for p in transport.switched_to] == [RestProtocol]
+    assert state.connections == {transport.switched_to[0]}
+    assert transport.written.startswith(b"HTTP/1.1 404 Not Found\r\n")

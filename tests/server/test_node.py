@@ -8,6 +8,9 @@ import socket
 
 import httpx
 
+from pusherd.protocol.messages import encode_event
+from pusherd.server.app import create_node
+from pusherd.server.node import SocketIds
 from tests.server.conftest import Client, Running, make_config, serve
 
 
@@ -136,3 +139,24 @@ async def test_metrics_count_channels_and_client_event_rate_limits(running: Runn
         assert 'pusherd_channels{app_id="12345"} 1.0' in text
         assert 'pusherd_subscriptions{app_id="12345"} 1.0' in text
         assert 'pusherd_rate_limited_total{app_id="12345",limit="client_events"} 1.0' in text
+
+
+def test_connection_established_is_spliced_byte_for_byte_as_encode_event_writes_it() -> None:
+    node = create_node(make_config(activity_timeout=37))
+    for _ in range(50):
+        socket_id = node._socket_ids.next()
+        head, tail = node._greeting
+        assert head + socket_id.encode() + tail == encode_event(
+            "pusher:connection_established", {"socket_id": socket_id, "activity_timeout": 37}
+        )
+
+
+def test_socket_ids_are_two_random_unsigned_32_bit_numbers_and_never_repeat() -> None:
+    ids = SocketIds()
+    made = [ids.next() for _ in range(600)]  # more than two refills of 256
+    assert len(set(made)) == 600
+    for socket_id in made:
+        high, low = socket_id.split(".")
+        assert high.isdigit() and low.isdigit()
+        assert int(high) < 1 << 32 and int(low) < 1 << 32
+    assert len({socket_id.split(".")[0] for socket_id in made}) > 500
