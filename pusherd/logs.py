@@ -32,6 +32,8 @@ class _Clock:
     def __init__(self) -> None:
         self._second = -1
         self._text = ""
+        self._millisecond = -1
+        self._stamp = ""
 
     def text(self, created: float) -> str:
         second = int(created)
@@ -39,6 +41,14 @@ class _Clock:
             self._second = second
             self._text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         return self._text
+
+    def stamp(self, now: float) -> str:
+        """``text`` with milliseconds and ``Z``, cached for the current millisecond."""
+        millisecond = int(now * 1000)
+        if millisecond != self._millisecond:
+            self._millisecond = millisecond
+            self._stamp = f"{self.text(now)}.{int((now % 1) * 1000):03d}Z"
+        return self._stamp
 
 
 class TextFormatter(logging.Formatter):
@@ -59,7 +69,7 @@ class TextFormatter(logging.Formatter):
 
     def line(self, now: float, level: str, name: str, message: str) -> str:
         """The same text as ``format`` for a record without arguments or exception."""
-        return f"{self._clock.text(now)}.{int((now % 1) * 1000):03d}Z {level} {name}: {message}"
+        return f"{self._clock.stamp(now)} {level} {name}: {message}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -82,8 +92,12 @@ class JsonFormatter(logging.Formatter):
 
     def line(self, now: float, level: str, name: str, message: str) -> str:
         """The same JSON as ``format`` for a record without arguments or exception."""
-        stamp = f"{self._clock.text(now)}.{int((now % 1) * 1000):03d}Z"
-        entry = {"time": stamp, "level": level.lower(), "logger": name, "message": message}
+        entry = {
+            "time": self._clock.stamp(now),
+            "level": level.lower(),
+            "logger": name,
+            "message": message,
+        }
         return orjson.dumps(entry).decode()
 
 

@@ -104,3 +104,12 @@ def test_info_line_respects_a_handler_on_a_parent_logger(
     handler.flush()
     assert seen == ["hello"]
     assert stream.getvalue().rstrip().endswith("INFO pusherd.parenttest.child: hello")
+
+
+def test_the_line_stamp_is_the_second_text_with_milliseconds_for_each_millisecond() -> None:
+    formatter = TextFormatter()
+    at = 1_795_000_000.25
+    assert formatter.line(at, "INFO", "x", "m") == "2026-11-18T11:06:40.250Z INFO x: m"
+    assert formatter.line(at + 0.0004, "INFO", "x", "m") == "2026-11-18T11:06:40.250Z INFO x: m"
+    assert formatter.line(at + 0.0011, "INFO", "x", "m") == "2026-11-18T11:06:40.251Z INFO x: m"
+    assert formatter.line(at + 0.75, "INFO", "y", "n") == "2026-11-18T11:06:41.000Z INFO y: n"

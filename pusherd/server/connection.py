@@ -51,6 +51,7 @@ __all__ = ["Connection"]
 logger = logging.getLogger("pusherd.connection")
 
 MAX_INBOX = 100
+_NORMAL_CLOSE = close_frame(CloseStatus.NORMAL)
 _BINARY_ERROR = encode_error("Binary frames are not supported: send JSON text frames", None)
 
 
@@ -211,7 +212,8 @@ class Connection(asyncio.Protocol):
             code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1000
             self.close_code = code
             self.closing = True
-            self._write_now(close_frame(1000 if code < 1000 or code >= 5000 else code))
+            reply = 1000 if code < 1000 or code >= 5000 else code
+            self._write_now(_NORMAL_CLOSE if reply == 1000 else close_frame(reply))
             self.transport.close()
         elif opcode is Opcode.BINARY:
             self.send(_BINARY_ERROR)
