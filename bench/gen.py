@@ -129,11 +129,15 @@ def run_pub(
     prefix: str = "bench",
     seq_base: int = 0,
     padding: int = 0,
+    close: bool = False,
 ) -> dict[str, Any]:
-    """Publish signed REST events at ``rate``/s (0 = flat out) for ``duration`` seconds."""
+    """Publish signed REST events at ``rate``/s (0 = flat out) for ``duration`` seconds.
+
+    ``close`` sends ``Connection: close``: one TCP connection per request.
+    """
     argv = [str(binary), "pub", *_common(port), "--rate", str(rate), "--duration", str(duration)]
     argv += ["--conns", str(conns), "--channels", str(channels), "--prefix", prefix]
-    argv += ["--seq-base", str(seq_base), "--padding", str(padding)]
+    argv += ["--seq-base", str(seq_base), "--padding", str(padding), "--close", str(int(close))]
     return _run_json(argv, duration + 60)
 
 

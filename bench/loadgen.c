@@ -15,6 +15,8 @@
  *   pub    signed REST POST /apps/{id}/events over --conns keep-alive connections (reconnecting
  *          when the server closes), at --rate events/s (0 = as fast as responses come back) for
  *          --duration seconds, round-robin over the channels; prints one JSON line at the end.
+ *          --close 1 asks for "Connection: close": a new TCP connection per request, as a
+ *          backend that does not keep connections (PHP-FPM, one publish per request) makes.
  *   churn  --concurrency slots, each looping connect, subscribe, close handshake, for
  *          --duration seconds (at most --rate cycles/s when > 0); prints one JSON line
  *          (completed cycles, errors, own CPU).
@@ -59,7 +61,7 @@ static const char *prefix = "bench";
 static int port = 6001, nconns = 1, nchannels = 1, presence = 0, concurrency = 256;
 static double rate = 0, duration = 1, connect_timeout = 120;
 static uint64_t seq_base = 0;
-static int id_base = 0, padding = 0;
+static int id_base = 0, padding = 0, close_each = 0;
 
 /* state */
 static int ep;
@@ -631,9 +633,9 @@ static int http_send(conn_t *c) {
     (void)ql;
     int rl = snprintf(req, sizeof req,
                       "POST /apps/%s/events?%s&auth_signature=%s HTTP/1.1\r\n"
-                      "Host: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                      "Host: 127.0.0.1:%d\r\nContent-Type: application/json\r\n%s"
                       "Content-Length: %d\r\n\r\n%s",
-                      app_id, q, sig, port, bl, body);
+                      app_id, q, sig, port, close_each ? "Connection: close\r\n" : "", bl, body);
     if (send_all(c, req, rl) < 0) return -1;
     c->state = ST_HTTP_WAIT;
     c->deadline = now_s();
@@ -697,7 +699,7 @@ static void http_readable(conn_t *c) {
     hist_add((int64_t)((now_s() - c->deadline) * 1e6));
     pend_keep(c, rbuf + total, len - total);
     c->state = ST_HTTP_IDLE;
-    if (close_after) {
+    if (close_after || close_each) {
         conn_drop(c);
         reconnects++;
         if (http_open(c) < 0) errors++;
@@ -777,6 +779,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(o, "--seq-base")) seq_base = strtoull(v, NULL, 10);
         else if (!strcmp(o, "--id-base")) id_base = atoi(v);
         else if (!strcmp(o, "--padding")) padding = atoi(v);
+        else if (!strcmp(o, "--close")) close_each = atoi(v);
         else {
             fprintf(stderr, "loadgen: unknown option %s\n", o);
             return 2;

@@ -250,33 +250,40 @@ def idle_sockets(server: Server, binary: Path, scale: Scale, presence: bool) -> 
 
 
 def rest_rate(server: Server, binary: Path, scale: Scale) -> list[Figure]:
-    """S3: signed POST /events flat out over keep-alive connections, no subscribers."""
-    c0 = cpu_seconds(server.pid)
-    pub = run_pub(
-        binary,
-        server.port,
-        rate=0,
-        duration=scale.rest_seconds,
-        conns=scale.rest_conns,
-        prefix="nobody",
-    )
-    c1 = cpu_seconds(server.pid)
-    ok = max(int(pub["ok"]), 1)
-    note = (
-        f"{pub['bad']} bad, {pub['reconnects']} reconnects, gen CPU "
-        f"{pub['cpu_s'] / pub['elapsed']:.0%}, server CPU {(c1 - c0) / pub['elapsed']:.0%}"
-    )
-    return [
-        Figure("S3 REST", "POST /events req/s", pub["ok"] / pub["elapsed"], "/s", "higher", note),
-        Figure(
-            "S3 REST",
-            "CPU µs/request",
-            (c1 - c0) * 1e6 / ok,
-            "µs",
-            "lower",
-            f"p99 response {pub['resp_p99_us'] / 1000:.1f} ms",
-        ),
-    ]
+    """S3: signed POST /events flat out to a channel without subscribers, over keep-alive
+    connections, then with a new TCP connection per request."""
+    figures = []
+    for close in (False, True):
+        how = ", new connection each" if close else ""
+        c0 = cpu_seconds(server.pid)
+        pub = run_pub(
+            binary,
+            server.port,
+            rate=0,
+            duration=scale.rest_seconds,
+            conns=scale.rest_conns,
+            prefix="nobody",
+            close=close,
+        )
+        c1 = cpu_seconds(server.pid)
+        ok = max(int(pub["ok"]), 1)
+        note = (
+            f"{pub['bad']} bad, {pub['reconnects']} reconnects, gen CPU "
+            f"{pub['cpu_s'] / pub['elapsed']:.0%}, server CPU {(c1 - c0) / pub['elapsed']:.0%}"
+        )
+        rate = pub["ok"] / pub["elapsed"]
+        figures.append(Figure("S3 REST", f"POST /events req/s{how}", rate, "/s", "higher", note))
+        figures.append(
+            Figure(
+                "S3 REST",
+                f"CPU µs/request{how}",
+                (c1 - c0) * 1e6 / ok,
+                "µs",
+                "lower",
+                f"p99 response {pub['resp_p99_us'] / 1000:.1f} ms",
+            )
+        )
+    return figures
 
 
 def churn(server: Server, binary: Path, scale: Scale) -> list[Figure]:

@@ -61,7 +61,7 @@ def parse_query(raw: str) -> list[tuple[str, str]]:
         if not part:
             continue
         key, _, value = part.partition("=")
-        pairs.append((unquote(key), unquote(value)))
+        pairs.append((unquote(key), unquote(value)) if "%" in part else (key, value))
     return pairs
 
 
@@ -70,13 +70,13 @@ def string_to_sign(method: str, path: str, params: Iterable[tuple[str, str]]) ->
 
     Repeated keys (``channels[]=a&channels[]=b``) are joined with ``,`` as PHP does.
     """
-    merged: dict[str, list[str]] = {}
+    merged: dict[str, str] = {}
     for key, value in params:
         lowered = key.lower()
         if lowered == "auth_signature":
             continue
-        merged.setdefault(lowered, []).append(value)
-    query = "&".join(f"{key}={','.join(merged[key])}" for key in sorted(merged))
+        merged[lowered] = merged[lowered] + "," + value if lowered in merged else value
+    query = "&".join(f"{key}={merged[key]}" for key in sorted(merged))
     return f"{method.upper()}\n{path}\n{query}"
 
 

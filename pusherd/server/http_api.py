@@ -15,6 +15,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import orjson
@@ -264,7 +265,7 @@ class RestApi:
     # helpers -----------------------------------------------------------------------
     def _check_event(
         self, app: App, event: dict[str, Any], channels: Any
-    ) -> tuple[str, str, str | None, set[str]]:
+    ) -> tuple[str, str, str | None, AbstractSet[str]]:
         name = event.get("name")
         if not isinstance(name, str) or not name:
             raise ApiError("Missing required parameter: name", 400)
@@ -275,7 +276,8 @@ class RestApi:
         data = event["data"]
         if not isinstance(data, str):
             data = orjson.dumps(data).decode()
-        if len(data.encode()) > app.max_event_payload_bytes:
+        limit = app.max_event_payload_bytes
+        if len(data) * 4 > limit and len(data.encode()) > limit:  # ≤ 4 UTF-8 bytes a char
             raise ApiError(f"Event data too large: at most {app.max_event_payload_kb} KB", 413)
         if not isinstance(channels, list) or not channels:
             raise ApiError("Missing required parameter: channels (or channel)", 400)
@@ -292,7 +294,8 @@ class RestApi:
             not isinstance(socket_id, str) or not _SOCKET_ID.fullmatch(socket_id)
         ):
             raise ApiError("Invalid socket_id", 400)
-        info = _info_fields(event.get("info") or "", {"user_count", "subscription_count"})
+        raw_info = event.get("info")
+        info = _info_fields(raw_info, _EVENT_INFO) if raw_info else _NO_INFO
         if "user_count" in info and not all(channel_kind(c).is_presence for c in channels):
             raise ApiError("info=user_count is only available for presence channels", 400)
         return name, data, socket_id, info
@@ -307,7 +310,7 @@ class RestApi:
             await self.broker.publish(Envelope(app.id, channel, payload, socket_id))
 
     async def _info(
-        self, app: App, channel: str, info: set[str], with_occupied: bool = False
+        self, app: App, channel: str, info: AbstractSet[str], with_occupied: bool = False
     ) -> dict[str, Any]:
         stats = await self.broker.channel_stats(app.id, channel)
         result: dict[str, Any] = {}
@@ -365,7 +368,11 @@ def _json_object(body: bytes) -> dict[str, Any]:
     return value
 
 
-def _info_fields(raw: object, allowed: set[str]) -> set[str]:
+_EVENT_INFO = frozenset({"user_count", "subscription_count"})
+_NO_INFO: frozenset[str] = frozenset()
+
+
+def _info_fields(raw: object, allowed: AbstractSet[str]) -> AbstractSet[str]:
     if not isinstance(raw, str):
         raise ApiError("info must be a comma-separated string", 400)
     fields = {f.strip() for f in raw.split(",") if f.strip()}

@@ -70,3 +70,10 @@ def test_smoke_floor_server_answers_the_churn_cycle(loadgen: Path) -> None:
         floor.stop()
     assert result["cycles"] > 0
     assert result["errors"] == 0
+
+
+def test_smoke_rest_with_a_new_connection_per_request(loadgen: Path, server: Server) -> None:
+    pub = run_pub(loadgen, server.port, rate=50, duration=0.5, prefix="nobody", close=True)
+    assert pub["ok"] > 0
+    assert (pub["bad"], pub["errors"]) == (0, 0)
+    assert pub["reconnects"] == pub["ok"]
