@@ -249,6 +249,23 @@ def idle_sockets(server: Server, binary: Path, scale: Scale, presence: bool) -> 
             second.close()
 
 
+def _rate_and_cost(
+    scenario: str,
+    rate_name: str,
+    cost_name: str,
+    result: dict[str, Any],
+    done: float,
+    cpu: float,
+    note: str,
+    cost_note: str = "",
+) -> list[Figure]:
+    """A run's rate (``done`` per second) and the server CPU µs per unit of it."""
+    return [
+        Figure(scenario, rate_name, done / result["elapsed"], "/s", "higher", note),
+        Figure(scenario, cost_name, cpu * 1e6 / max(int(done), 1), "µs", "lower", cost_note),
+    ]
+
+
 def rest_rate(server: Server, binary: Path, scale: Scale) -> list[Figure]:
     """S3: signed POST /events flat out to a channel without subscribers, over keep-alive
     connections, then with a new TCP connection per request."""
@@ -265,23 +282,20 @@ def rest_rate(server: Server, binary: Path, scale: Scale) -> list[Figure]:
             prefix="nobody",
             close=close,
         )
-        c1 = cpu_seconds(server.pid)
-        ok = max(int(pub["ok"]), 1)
+        cpu = cpu_seconds(server.pid) - c0
         note = (
             f"{pub['bad']} bad, {pub['reconnects']} reconnects, gen CPU "
-            f"{pub['cpu_s'] / pub['elapsed']:.0%}, server CPU {(c1 - c0) / pub['elapsed']:.0%}"
+            f"{pub['cpu_s'] / pub['elapsed']:.0%}, server CPU {cpu / pub['elapsed']:.0%}"
         )
-        rate = pub["ok"] / pub["elapsed"]
-        figures.append(Figure("S3 REST", f"POST /events req/s{how}", rate, "/s", "higher", note))
-        figures.append(
-            Figure(
-                "S3 REST",
-                f"CPU µs/request{how}",
-                (c1 - c0) * 1e6 / ok,
-                "µs",
-                "lower",
-                f"p99 response {pub['resp_p99_us'] / 1000:.1f} ms",
-            )
+        figures += _rate_and_cost(
+            "S3 REST",
+            f"POST /events req/s{how}",
+            f"CPU µs/request{how}",
+            pub,
+            pub["ok"],
+            cpu,
+            note,
+            f"p99 response {pub['resp_p99_us'] / 1000:.1f} ms",
         )
     return figures
 
@@ -301,18 +315,14 @@ def churn(server: Server, binary: Path, scale: Scale) -> list[Figure]:
             channels=scale.churn_concurrency,
             prefix="ch",
         )
-        c1 = cpu_seconds(server.pid)
-        cycles = max(int(res["cycles"]), 1)
+        cpu = cpu_seconds(server.pid) - c0
         note = (
             f"{res['errors']} errors, gen CPU {res['cpu_s'] / res['elapsed']:.0%}, "
-            f"server CPU {(c1 - c0) / res['elapsed']:.0%}"
+            f"server CPU {cpu / res['elapsed']:.0%}"
         )
-        figures += [
-            Figure(
-                "S4 churn", f"{kind} cycles/s", res["cycles"] / res["elapsed"], "/s", "higher", note
-            ),
-            Figure("S4 churn", f"{kind} CPU µs/cycle", (c1 - c0) * 1e6 / cycles, "µs", "lower"),
-        ]
+        figures += _rate_and_cost(
+            "S4 churn", f"{kind} cycles/s", f"{kind} CPU µs/cycle", res, res["cycles"], cpu, note
+        )
     return figures
 
 
