@@ -19,11 +19,13 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["RedisServer", "free_port"]
+import pytest
+
+__all__ = ["RedisServer", "free_port", "running_redis"]
 
 _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 5.0
@@ -164,3 +166,11 @@ class RedisServer:
 
     def __repr__(self) -> str:
         return f"RedisServer(port={self.port}, running={self.running})"
+
+
+def running_redis() -> Iterator[RedisServer]:
+    """Yield a started server for a fixture, or skip when redis-server is not installed."""
+    if not RedisServer.available():
+        pytest.skip("redis-server is not installed")
+    with RedisServer() as server:
+        yield server

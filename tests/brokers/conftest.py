@@ -11,7 +11,7 @@ import pytest
 
 from pusherd.brokers import Broker, create_broker
 from pusherd.brokers.base import Envelope, Reaped
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, running_redis
 
 if TYPE_CHECKING:
     from pusherd.brokers.redis import RedisBroker
@@ -81,10 +81,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = WAIT
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """One redis-server for the session (skips when the binary is missing)."""
-    if not RedisServer.available():
-        pytest.skip("redis-server is not installed")
-    with RedisServer() as server:
-        yield server
+    yield from running_redis()
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pusher
 import pytest
 
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, running_redis
 from tests.server_process import ServerProcess
 
 __all__ = [
@@ -461,7 +461,4 @@ async def launch(target: Target) -> AsyncIterator[Launch]:
 @pytest.fixture(scope="module")
 def redis_server() -> Iterator[RedisServer]:
     """A real redis-server per cluster test module (skipped where none is installed)."""
-    if not RedisServer.available():
-        pytest.skip("redis-server is not installed")
-    with RedisServer() as server:
-        yield server
+    yield from running_redis()
