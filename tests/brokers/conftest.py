@@ -95,10 +95,7 @@ def redis_url(redis_server: RedisServer) -> str:
 @pytest.fixture
 def own_redis_server() -> Iterator[RedisServer]:
     """A redis-server for this test alone (it may stop and restart it)."""
-    if not RedisServer.available():
-        pytest.skip("redis-server is not installed")
-    with RedisServer() as server:
-        yield server
+    yield from running_redis()
 
 
 @pytest.fixture
