@@ -10,9 +10,11 @@ from pusherd.brokers.base import (
     ChannelStats,
     DeliverFn,
     Envelope,
+    EnvelopeKind,
     PresenceJoin,
     ReapedFn,
 )
+from pusherd.protocol.history import HistoryStore, IdempotencyCache, Retained
 from pusherd.protocol.presence import Member
 from pusherd.types import JSON
 
@@ -34,8 +36,16 @@ class MemoryBroker:
     # and there is no node-level subscription to keep.
     synchronous = True
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, **_: object) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        **_: object,
+    ) -> None:
         self._clock = clock
+        self._wall_clock = wall_clock
+        self.history_store = HistoryStore()
+        self._idempotency = IdempotencyCache()
         self._deliver: DeliverFn | None = None
         self._subscribers: dict[tuple[str, str], set[str]] = {}
         self._presence: dict[tuple[str, str], _Presence] = {}
@@ -213,3 +223,48 @@ class MemoryBroker:
     async def release(self, app_id: str, key: str) -> bool:
         expires = self._marks.pop((app_id, key), None)
         return expires is not None and expires > self._clock()
+
+    # History ----------------------------------------------------------------------
+    async def publish_history(
+        self, envelope: Envelope, max_events: int, max_age: float, max_bytes: int
+    ) -> int:
+        seq = self.history_store.append(
+            envelope.app_id,
+            envelope.channel,
+            envelope.payload,
+            envelope.except_socket_id,
+            max_events,
+            max_age,
+            max_bytes,
+            self._wall_clock(),
+        )
+        if self._deliver is not None:
+            self._deliver(
+                Envelope(
+                    envelope.app_id,
+                    envelope.channel,
+                    envelope.payload,
+                    envelope.except_socket_id,
+                    EnvelopeKind.SEQUENCED,
+                    seq,
+                )
+            )
+        return seq
+
+    async def history(
+        self, app_id: str, channel: str, limit: int, max_age: float, since: int = 0
+    ) -> list[Retained]:
+        now = self._wall_clock()
+        events = self.history_store.read(app_id, channel, since, limit, now)
+        cutoff = now - max_age
+        return [e for e in events if e.published_at >= cutoff]
+
+    # Idempotency ------------------------------------------------------------------
+    async def idempotency_claim(self, app_id: str, key: str, ttl: float) -> bytes | None:
+        return self._idempotency.claim(app_id, key, ttl, self._clock())
+
+    async def idempotency_store(self, app_id: str, key: str, answer: bytes, ttl: float) -> None:
+        self._idempotency.store(app_id, key, answer, ttl, self._clock())
+
+    async def idempotency_release(self, app_id: str, key: str) -> None:
+        self._idempotency.release(app_id, key)
