@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pusherd.apps.base import WEBHOOK_EVENT_TYPES, App, WebhookTarget
+from pusherd.protocol.history import MAX_AGE_CAP, MAX_EVENTS_CAP, HistoryRule
 from pusherd.errors import ConfigError
 from pusherd.types import AppId, AppKey
 
@@ -151,6 +152,17 @@ _APP_SCHEMA: dict[str, type | tuple[type, ...]] = {
     "subscription_count": bool,
     "watchlist": bool,
     "webhooks": list,
+    "history": list,
+    "history_max_bytes": int,
+    "idempotency_ttl": (int, float),
+}
+
+_HISTORY_SCHEMA: dict[str, type | tuple[type, ...]] = {
+    "channel_prefix": str,
+    "channel_suffix": str,
+    "max_events": int,
+    "max_age": (int, float),
+    "client_events": bool,
 }
 
 _WEBHOOK_SCHEMA: dict[str, type | tuple[type, ...]] = {
@@ -276,7 +288,19 @@ def _build_app(raw: Mapping[str, Any], index: int, loc: _Locator, hook_base: int
                 hook_base + hook_index,
             )
         webhooks.append(_build_webhook(hook, hook_base + hook_index, loc))
-    fields: dict[str, Any] = {k: v for k, v in raw.items() if k not in {"webhooks"}}
+    rules = []
+    for rule_index, rule in enumerate(raw.get("history", [])):
+        if not isinstance(rule, dict):
+            raise loc.error(
+                f"apps[{index}].history[{rule_index}] must be a table",
+                "apps.history",
+                None,
+                rule_index,
+            )
+        rules.append(_build_history(rule, rule_index, loc))
+    fields: dict[str, Any] = {k: v for k, v in raw.items() if k not in {"webhooks", "history"}}
+    if rules:
+        fields["history"] = tuple(rules)
     fields["id"] = AppId(str(raw["id"]))
     fields["key"] = AppKey(raw["key"])
     if "allowed_origins" in raw:
@@ -294,10 +318,29 @@ def _build_app(raw: Mapping[str, Any], index: int, loc: _Locator, hook_base: int
         "max_presence_members",
         "max_presence_member_size_kb",
         "user_authentication_timeout",
+        "history_max_bytes",
+        "idempotency_ttl",
     ):
         if raw.get(name, 0) < 0:
             raise loc.error(f"apps[{index}].{name} must be >= 0", "apps", name, index)
     return App(webhooks=tuple(webhooks), **fields)
+
+
+def _build_history(raw: Mapping[str, Any], index: int, loc: _Locator) -> HistoryRule:
+    _check_types(raw, _HISTORY_SCHEMA, loc, "apps.history", index)
+    rule = HistoryRule(**raw)
+    if not 1 <= rule.max_events <= MAX_EVENTS_CAP:
+        raise loc.error(
+            f"history max_events must be 1-{MAX_EVENTS_CAP}", "apps.history", "max_events", index
+        )
+    if not 0 < rule.max_age <= MAX_AGE_CAP:
+        raise loc.error(
+            f"history max_age must be > 0 and <= {MAX_AGE_CAP:g} seconds",
+            "apps.history",
+            "max_age",
+            index,
+        )
+    return rule
 
 
 def _build_webhook(raw: Mapping[str, Any], index: int, loc: _Locator) -> WebhookTarget:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pusherd.brokers.base import (
     ChannelStats,
@@ -17,6 +18,9 @@ from pusherd.brokers.base import (
 from pusherd.protocol.history import HistoryStore, IdempotencyCache, Retained
 from pusherd.protocol.presence import Member
 from pusherd.types import JSON
+
+if TYPE_CHECKING:
+    from pusherd.metrics import Metrics
 
 __all__ = ["MemoryBroker"]
 
@@ -40,9 +44,11 @@ class MemoryBroker:
         self,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
         **_: object,
     ) -> None:
         self._clock = clock
+        self._metrics = metrics
         self._wall_clock = wall_clock
         self.history_store = HistoryStore()
         self._idempotency = IdempotencyCache()
@@ -238,6 +244,10 @@ class MemoryBroker:
             max_bytes,
             self._wall_clock(),
         )
+        if self._metrics is not None:
+            self._metrics.history_retained(
+                envelope.app_id, *self.history_store.stats(envelope.app_id)
+            )
         if self._deliver is not None:
             self._deliver(
                 Envelope(

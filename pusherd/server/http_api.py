@@ -307,7 +307,7 @@ class RestApi:
             payload = encode_channel_event(name, channel, data)
             if channel_kind(channel).is_cache:
                 await self.broker.cache_set(app.id, channel, payload, CACHE_TTL)
-            await self.broker.publish(Envelope(app.id, channel, payload, socket_id))
+            await self.node.history.publish(app, Envelope(app.id, channel, payload, socket_id))
 
     async def _info(
         self, app: App, channel: str, info: AbstractSet[str], with_occupied: bool = False

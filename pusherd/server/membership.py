@@ -53,6 +53,7 @@ class Membership:
         self.broker = node.broker
         self.hub = node.hub
         self.webhooks = node.webhooks
+        self.history = node.history
         self._count_sent: dict[tuple[str, str], float] = {}
         # Channels the broker confirmed this node subscribed to.
         self._broker_channels: set[tuple[str, str]] = set()
@@ -148,6 +149,7 @@ class Membership:
         # publishes must reach it, so the node's broker subscription comes before that.
         if self._index_local(conn, channel):
             await self._subscribe_node(conn, channel)
+        catchup = self.history.begin(conn, app, channel) if app.history else None
         joined = None
         try:
             if member is not None:
@@ -164,6 +166,8 @@ class Membership:
                     )
             count = await self.broker.add_subscriber(app_id, channel, socket_id)
         except (BrokerError, SubscriptionError):
+            if catchup is not None:
+                self.history.cancel(conn, app_id, channel)
             self.drop_local(conn, channel)
             conn.session.forget(channel)  # type: ignore[union-attr]
             if joined is not None and not joined.refused:
@@ -171,12 +175,16 @@ class Membership:
                     await self.broker.leave_presence(app_id, channel, socket_id)
             raise
         if conn.closing:
+            if catchup is not None:
+                self.history.cancel(conn, app_id, channel)
             self.drop_local(conn, channel)
             await self._undo(conn, app, channel, member is not None)
             return
         self.node.metrics.subscribed(app_id)
         data: Any = _EMPTY if joined is None else presence_payload(joined.members)
         conn.send(encode_channel_event("pusher_internal:subscription_succeeded", channel, data))
+        if catchup is not None:
+            await self.history.replay(conn, app, channel, catchup)
         if joined is not None and joined.is_new_user:
             self.node.metrics.member_joined(app_id)
             await self._publish(
@@ -362,7 +370,9 @@ class Membership:
     async def client_event(self, conn: Connection, action: ClientEvent) -> None:
         app = conn.app
         assert app is not None
-        await self._publish(app.id, action.channel, action.payload, conn.socket_id)
+        await self.history.publish(
+            app, Envelope(app.id, action.channel, action.payload, conn.socket_id), True
+        )
         self.node.metrics.client_event(app.id)
         if self.webhooks.wants(app, "client_event"):
             data = action.data

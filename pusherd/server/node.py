@@ -29,6 +29,7 @@ from pusherd.protocol.session import Session
 from pusherd.server.connection import Connection
 from pusherd.server.eager import start_eagerly
 from pusherd.server.handshake import Request
+from pusherd.server.history import ChannelHistory
 from pusherd.server.hub import Hub
 from pusherd.server.membership import Membership
 from pusherd.server.metrics_port import MetricsListener
@@ -82,6 +83,7 @@ class Node:
         self.hub = Hub(metrics, server.max_write_buffer_kb * 1024)
         # The memory broker never waits: run session actions without tasks.
         self.eager = bool(getattr(broker, "synchronous", False))
+        self.history = ChannelHistory(broker, self.hub, metrics)
         self.membership = Membership(self)
         self.connections: set[Connection] = set()
         self.draining = False
@@ -249,6 +251,8 @@ class Node:
             self.hub.fanout(
                 envelope.app_id, envelope.channel, envelope.payload, envelope.except_socket_id
             )
+        elif envelope.kind is EnvelopeKind.SEQUENCED:
+            self.history.deliver(envelope)
         elif envelope.kind is EnvelopeKind.TERMINATE:
             for conn in self.hub.subscribers(envelope.app_id, envelope.channel):
                 conn.close(CloseCode.UNAUTHORIZED, "You got disconnected by the app")

@@ -1,0 +1,89 @@
+"""History replay on subscribe, over real sockets (the memory broker in process)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+
+from pusherd.protocol.history import HistoryRule
+from tests.server.conftest import APP, Client, make_config, private_auth, serve
+
+__all__: list[str] = []
+
+HISTORY_APP = replace(
+    APP,
+    history=(
+        HistoryRule(channel_prefix="alerts-", max_events=5),
+        HistoryRule(channel_prefix="private-chat-", client_events=True),
+        HistoryRule(channel_prefix="private-quiet-"),
+    ),
+)
+
+
+async def test_history_subscribe_replays_retained_events_then_live() -> None:
+    async with serve(make_config(HISTORY_APP)) as running:
+        sdk = running.sdk(HISTORY_APP)
+        for n in range(3):
+            await asyncio.to_thread(sdk.trigger, "alerts-1", "alert", {"n": n})
+        async with Client.open(running.url()) as client:
+            await client.established()
+            succeeded = await client.subscribe("alerts-1")
+            assert succeeded["event"] == "pusher_internal:subscription_succeeded"
+            replayed = [await client.recv() for _ in range(3)]
+            await asyncio.to_thread(sdk.trigger, "alerts-1", "alert", {"n": 3})
+            live = await client.recv()
+
+    assert [m["data"] for m in replayed] == ['{"n": 0}', '{"n": 1}', '{"n": 2}']
+    assert all(m["event"] == "alert" and m["channel"] == "alerts-1" for m in replayed)
+    assert live["data"] == '{"n": 3}'
+
+
+async def test_history_keeps_only_max_events_and_nothing_without_a_rule() -> None:
+    async with serve(make_config(HISTORY_APP)) as running:
+        sdk = running.sdk(HISTORY_APP)
+        for n in range(8):
+            await asyncio.to_thread(sdk.trigger, ["alerts-2", "news"], "alert", {"n": n})
+        async with Client.open(running.url()) as client:
+            await client.established()
+            await client.subscribe("alerts-2")
+            replayed = [json.loads((await client.recv())["data"])["n"] for _ in range(5)]
+            await client.subscribe("news")
+            await client.nothing()
+
+    assert replayed == [3, 4, 5, 6, 7]
+
+
+async def test_history_keeps_client_events_only_when_the_rule_says_so() -> None:
+    async with serve(make_config(HISTORY_APP)) as running:
+        async with Client.open(running.url()) as sender:
+            socket_id = await sender.established()
+            for channel in ("private-chat-1", "private-quiet-1"):
+                await sender.subscribe(channel, private_auth(socket_id, channel))
+                await sender.send("client-typing", {"on": channel}, channel=channel)
+            async with Client.open(running.url()) as late:
+                late_id = await late.established()
+                await late.subscribe("private-chat-1", private_auth(late_id, "private-chat-1"))
+                replayed = await late.recv()
+                await late.subscribe("private-quiet-1", private_auth(late_id, "private-quiet-1"))
+                await late.nothing()
+
+    assert replayed["event"] == "client-typing"
+    assert replayed["data"] == {"on": "private-chat-1"}
+
+
+async def test_history_resubscribe_on_same_socket_skips_own_excluded_events() -> None:
+    async with serve(make_config(HISTORY_APP)) as running:
+        sdk = running.sdk(HISTORY_APP)
+        async with Client.open(running.url()) as client:
+            socket_id = await client.established()
+            await client.subscribe("alerts-3")
+            await asyncio.to_thread(sdk.trigger, "alerts-3", "mine", {}, socket_id=socket_id)
+            await asyncio.to_thread(sdk.trigger, "alerts-3", "theirs", {})
+            assert (await client.recv())["event"] == "theirs"
+            await client.send("pusher:unsubscribe", {"channel": "alerts-3"})
+            await client.subscribe("alerts-3")
+            replayed = await client.recv()
+            await client.nothing()
+
+    assert replayed["event"] == "theirs"
