@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from pusherd.apps.base import WEBHOOK_EVENT_TYPES, App, WebhookTarget
-from pusherd.protocol.history import MAX_AGE_CAP, MAX_EVENTS_CAP, HistoryRule
 from pusherd.errors import ConfigError
+from pusherd.protocol.history import MAX_AGE_CAP, MAX_EVENTS_CAP, HistoryRule
 from pusherd.types import AppId, AppKey
 
 __all__ = [
