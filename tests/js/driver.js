@@ -37,6 +37,12 @@
 //   echo_channel {name, type: public|private|encrypted|presence, listen?: [names],
 //                 whispers?: [names], notification?: bool}
 //   echo_whisper {name, type, event, data}   echo_leave {name}   echo_signin
+//   cut                         destroy the open socket's TCP stream: a network cut, no
+//                               close frame (pusher-js sees 1006 and reconnects itself)
+//   auto_cut {channel, event, every, total?}   cut the socket once it delivered ``every``
+//                               data.n numbers of that event not seen before (replayed
+//                               repeats do not count) (prints {"t":"cut","n"}); prints
+//                               {"t":"complete"} once ``total`` distinct numbers were seen
 'use strict';
 
 const crypto = require('crypto');
@@ -330,7 +336,39 @@ function exit(code) {
   setTimeout(() => process.exit(code), 1000).unref();
 }
 
+function cutSocket() {
+  const open = sockets.filter((ws) => ws.readyState === 1);
+  for (const ws of open) {
+    // faye-websocket's client keeps its net.Socket in _stream
+    if (ws._stream) ws._stream.destroy();
+  }
+  return open.length;
+}
+
 const handlers = {
+  cut() {
+    return cutSocket();
+  },
+  auto_cut(cmd) {
+    const channel = pusher.channel(cmd.channel);
+    if (!channel) throw new Error('not subscribed: ' + cmd.channel);
+    const seen = new Set();
+    let socket = null; // the socket the count is for
+    let fresh = 0; // numbers first seen on that socket
+    channel.bind(cmd.event, (data) => {
+      const n = data && typeof data.n === 'number' ? data.n : -1;
+      const current = sockets[sockets.length - 1];
+      if (current !== socket) {
+        socket = current;
+        fresh = 0;
+      }
+      if (seen.has(n)) return;
+      seen.add(n);
+      if (cmd.total && seen.size === cmd.total) out({ t: 'complete', n });
+      fresh += 1;
+      if (fresh === cmd.every) out({ t: 'cut', n, sockets: cutSocket() });
+    });
+  },
   subscribe(cmd) {
     if (cmd.bad) badChannels.add(cmd.channel);
     return tapChannel(pusher.subscribe(cmd.channel)).name;
