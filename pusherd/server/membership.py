@@ -147,9 +147,16 @@ class Membership:
             return
         # Listen first: once the client hears subscription_succeeded, anything the app
         # publishes must reach it, so the node's broker subscription comes before that.
-        if self._index_local(conn, channel):
-            await self._subscribe_node(conn, channel)
+        # History channels: hold live events for this socket from the moment it is
+        # indexed, until the replay (after subscription_succeeded) has gone out.
         catchup = self.history.begin(conn, app, channel) if app.history else None
+        if self._index_local(conn, channel):
+            try:
+                await self._subscribe_node(conn, channel)
+            except BrokerError:
+                if catchup is not None:
+                    self.history.cancel(conn, app_id, channel)
+                raise
         joined = None
         try:
             if member is not None:

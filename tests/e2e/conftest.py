@@ -55,7 +55,7 @@ MASTER_KEY_B64 = base64.b64encode(secrets.token_bytes(32)).decode()
 
 # Channel history for the default app (tests/e2e/test_history.py); first match wins.
 HISTORY_RULES: list[dict[str, Any]] = [
-    {"channel_prefix": "history-short-", "max_events": 3, "max_age": 1.0},
+    {"channel_prefix": "history-short-", "max_events": 3, "max_age": 2.0},
     {"channel_prefix": "history-", "max_events": 1000, "max_age": 600.0},
     {"channel_prefix": "presence-history-", "max_events": 50},
 ]
@@ -129,7 +129,6 @@ class NodeClient:
         self.events: list[dict[str, Any]] = []
         self.stderr: list[str] = []
         self._claimed: set[int] = set()
-        self._scanned = 0  # lines ``line()`` has looked at
         self._changed = asyncio.Event()
         self._eof = False
         self._tasks = [
@@ -185,19 +184,22 @@ class NodeClient:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
 
-    async def line(self, t: str, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
-        """Await the next line of type ``t`` after those already returned by ``line``.
+    async def line(
+        self, t: str, start: int = 0, timeout: float = DEFAULT_TIMEOUT
+    ) -> tuple[int, dict[str, Any]]:
+        """Await the first line of type ``t`` at index ``start`` or later; return both.
 
-        Unlike ``expect`` it scans each line once, for drivers printing thousands of them.
+        Unlike ``expect`` it looks at each line once, for drivers printing thousands.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        index = start
         while True:
-            while self._scanned < len(self.events):
-                event = self.events[self._scanned]
-                self._scanned += 1
+            while index < len(self.events):
+                event = self.events[index]
                 if event.get("t") == t:
-                    return event
+                    return index, event
+                index += 1
             remaining = deadline - loop.time()
             if self._eof or remaining <= 0:
                 why = "the driver exited" if self._eof else f"nothing within {timeout}s"

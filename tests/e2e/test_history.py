@@ -1,64 +1,21 @@
 """Channel history with stock pusher-js: replay on subscribe, no gap and no repeat.
 
 The server under test (``conftest.SERVER_CONFIG``) keeps history for ``history-*``
-(1,000 events, 10 minutes), ``history-short-*`` (3 events, 1 second) and
+(1,000 events, 10 minutes), ``history-short-*`` (3 events, 2 seconds) and
 ``presence-history-*``. Publishing is the official Python SDK.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
+
 import pusher
 import pytest
 
-from .conftest import Launch, NodeClient
+from .conftest import Launch
+from .history_run import numbers, run_with_cuts
 
 pytestmark = pytest.mark.node
-
-TOTAL = 2000
-CUT_EVERY = 200
-RATE = 500  # events per second, at most
-
-
-def numbers(client: NodeClient, channel: str, event: str = "num") -> list[int]:
-    """Every ``data.n`` pusher-js emitted for ``event`` on ``channel``, in order."""
-    return [e["data"]["n"] for e in client.seen(t="event", channel=channel, event=event)]
-
-
-def segments(client: NodeClient, channel: str, event: str = "num") -> list[list[int]]:
-    """The numbers each connection delivered (a new list at every WebSocket open)."""
-    parts: list[list[int]] = []
-    for line in client.events:
-        if line.get("t") == "ws_open":
-            parts.append([])
-        elif (
-            line.get("t") == "event"
-            and line.get("channel") == channel
-            and line.get("event") == event
-            and parts
-        ):
-            parts[-1].append(line["data"]["n"])
-    return parts
-
-
-def publish_numbers(sdk: pusher.Pusher, channel: str, total: int, stop: threading.Event) -> None:
-    """Publish ``0 .. total - 1`` back to back, at most ``RATE`` a second.
-
-    pusher-js waits a fixed second before it reconnects after a cut, so the 1,000 events a
-    channel may retain cover an outage only below 1,000 events a second: the cap keeps
-    the test about the server's guarantee, not about a window it was configured too
-    small for.
-    """
-    started = time.monotonic()
-    for n in range(total):
-        if stop.is_set():
-            return
-        ahead = started + n / RATE - time.monotonic()
-        if ahead > 0:
-            time.sleep(ahead)  # pacing, not waiting for anything
-        sdk.trigger(channel, "num", {"n": n})
 
 
 async def test_history_pusher_js_subscriber_gets_earlier_events_in_order_then_live(
@@ -85,43 +42,8 @@ async def test_history_pusher_js_subscriber_gets_earlier_events_in_order_then_li
 async def test_history_pusher_js_cut_every_200_events_misses_none(
     launch: Launch, sdk: pusher.Pusher, uid: str
 ) -> None:
-    channel = f"history-{uid}"
     client = await launch()
-    await client.subscribe(channel)
-    await client.subscribed(channel)
-    await client.send("auto_cut", channel=channel, event="num", every=CUT_EVERY, total=TOTAL)
-    stop = threading.Event()
-    publisher = asyncio.create_task(
-        asyncio.to_thread(publish_numbers, sdk, channel, TOTAL, stop)
-    )
-    try:
-        await until_complete(client, channel)
-    finally:
-        stop.set()
-        await publisher
-
-    assert_complete_and_exact(client, channel)
-
-
-async def until_complete(client: NodeClient, channel: str, timeout: float = 20) -> None:
-    """Await the driver's word that it saw ``TOTAL`` distinct numbers."""
-    try:
-        await client.line("complete", timeout=timeout)
-    except AssertionError:
-        missing = sorted(set(range(TOTAL)) - set(numbers(client, channel)))
-
-        raise AssertionError(f"missing {len(missing)}: {missing[:50]}; cuts {client.seen(t='cut')}") from None
-
-
-def assert_complete_and_exact(client: NodeClient, channel: str) -> None:
-    cuts = client.seen(t="cut")
-    assert len(cuts) >= 3, f"too few network cuts to mean anything: {cuts}"
-    # the last cut may still be reconnecting
-    assert len(client.seen(t="ws_open")) in (len(cuts), len(cuts) + 1)
-    assert set(numbers(client, channel)) == set(range(TOTAL)), "events went missing"
-    for part in filter(None, segments(client, channel)):
-        # within one connection: the replay then live, with no gap and no repeat
-        assert part == list(range(part[0], part[0] + len(part))), part[:20]
+    await run_with_cuts(client, f"history-{uid}", sdk)
 
 
 async def test_history_pusher_js_replayed_presence_channel_still_announces_members(
@@ -152,15 +74,16 @@ async def test_history_pusher_js_replayed_presence_channel_still_announces_membe
 async def test_history_pusher_js_does_not_replay_beyond_max_events_or_max_age(
     launch: Launch, sdk: pusher.Pusher, uid: str
 ) -> None:
+    client = await launch()
+    await client.connected()
     aged = f"history-short-{uid}-age"
     sdk.trigger(aged, "num", {"n": 0})
-    await asyncio.sleep(1.3)  # max_age is 1 second of wall-clock time
+    await asyncio.sleep(2.2)  # max_age is 2 seconds of wall-clock time
     sdk.trigger(aged, "num", {"n": 1})
     counted = f"history-short-{uid}-count"
     for n in range(5):
         sdk.trigger(counted, "num", {"n": n})
 
-    client = await launch()
     for channel in (counted, aged):
         await client.subscribe(channel)
         await client.subscribed(channel)

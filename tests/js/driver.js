@@ -39,10 +39,9 @@
 //   echo_whisper {name, type, event, data}   echo_leave {name}   echo_signin
 //   cut                         destroy the open socket's TCP stream: a network cut, no
 //                               close frame (pusher-js sees 1006 and reconnects itself)
-//   auto_cut {channel, event, every, total?}   cut the socket once it delivered ``every``
-//                               data.n numbers of that event not seen before (replayed
-//                               repeats do not count) (prints {"t":"cut","n"}); prints
-//                               {"t":"complete"} once ``total`` distinct numbers were seen
+//   watch_numbers {channel, event, total}   print {"t":"complete"} once ``total`` distinct
+//                               data.n of that event arrived on that channel
+
 'use strict';
 
 const crypto = require('crypto');
@@ -349,24 +348,13 @@ const handlers = {
   cut() {
     return cutSocket();
   },
-  auto_cut(cmd) {
+  watch_numbers(cmd) {
     const channel = pusher.channel(cmd.channel);
     if (!channel) throw new Error('not subscribed: ' + cmd.channel);
     const seen = new Set();
-    let socket = null; // the socket the count is for
-    let fresh = 0; // numbers first seen on that socket
     channel.bind(cmd.event, (data) => {
-      const n = data && typeof data.n === 'number' ? data.n : -1;
-      const current = sockets[sockets.length - 1];
-      if (current !== socket) {
-        socket = current;
-        fresh = 0;
-      }
-      if (seen.has(n)) return;
-      seen.add(n);
-      if (cmd.total && seen.size === cmd.total) out({ t: 'complete', n });
-      fresh += 1;
-      if (fresh === cmd.every) out({ t: 'cut', n, sockets: cutSocket() });
+      seen.add(data && data.n);
+      if (seen.size === cmd.total) out({ t: 'complete', total: cmd.total });
     });
   },
   subscribe(cmd) {
