@@ -26,8 +26,10 @@ from pusherd.brokers.base import Envelope, EnvelopeKind
 from pusherd.errors import ApiError, BrokerError
 from pusherd.logs import InfoLine
 from pusherd.protocol.channels import SERVER_TO_USER_PREFIX, channel_kind, channel_name_error
+from pusherd.protocol.history import history_page, match_rule
 from pusherd.protocol.messages import encode_channel_event
 from pusherd.protocol.signing import parse_query, verify_request
+from pusherd.server.idempotency import IDEMPOTENCY_HEADER, Idempotency, check_key
 from pusherd.server.membership import CACHE_TTL
 from pusherd.server.node import Node
 
@@ -46,6 +48,8 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"/apps/([^/]+)/channels"), "channels"),
     ("GET", re.compile(r"/apps/([^/]+)/channels/([^/]+)"), "channel"),
     ("GET", re.compile(r"/apps/([^/]+)/channels/([^/]+)/users"), "users"),
+    # extension: the retained events of a history channel (see server/history.py)
+    ("GET", re.compile(r"/apps/([^/]+)/channels/([^/]+)/events"), "history"),
     ("POST", re.compile(r"/apps/([^/]+)/users/([^/]+)/terminate_connections"), "terminate"),
     # The Python SDK posts this one without the /apps/{id} prefix; the app comes from auth_key.
     ("POST", re.compile(r"/users/([^/]+)/terminate_connections"), "terminate_by_key"),
@@ -58,6 +62,7 @@ class RestApi:
     def __init__(self, node: Node, wall_clock: Callable[[], float] = time.time) -> None:
         self.node = node
         self.broker = node.broker
+        self.idempotency = Idempotency(node.broker, node.metrics)
         self.wall_clock = wall_clock
         config = node.config.server
         self.prefix = config.path_prefix
@@ -71,8 +76,9 @@ class RestApi:
             body: bytes | None = await self._read_body(scope, receive)
         except ApiError:
             body = None  # too large: handle() answers 413
+        key = next((v for k, v in scope.get("headers", ()) if k == IDEMPOTENCY_HEADER), None)
         status, payload, content_type = await self.handle(
-            scope["method"], scope["path"], scope.get("query_string", b""), body
+            scope["method"], scope["path"], scope.get("query_string", b""), body, key
         )
         await send(
             {
@@ -87,13 +93,19 @@ class RestApi:
         await send({"type": "http.response.body", "body": payload})
 
     async def handle(
-        self, method: str, path: str, query_string: bytes, body: bytes | None
+        self,
+        method: str,
+        path: str,
+        query_string: bytes,
+        body: bytes | None,
+        idempotency_key: bytes | None = None,
     ) -> tuple[int, bytes, bytes]:
         """Answer one REST request; return (status, body, content type).
 
         Args:
             path: the decoded path, mount prefix included.
             body: the raw body, or None when it was larger than ``max_http_body_kb``.
+            idempotency_key: the ``Idempotency-Key`` header, if any (``POST /events``).
         """
         started = time.perf_counter()
         endpoint = "unknown"
@@ -109,8 +121,13 @@ class RestApi:
                 raise ApiError(f"Request body larger than {self.max_body // 1024} KB", 413)
             params = parse_query(query_string.decode("latin-1"))
             app = self._authenticate(endpoint, groups, method, path, params, body)
-            result = await getattr(self, "_" + endpoint)(app, groups, params, body)
-            status, payload, content_type = 200, orjson.dumps(result), b"application/json"
+            if endpoint == "events":
+                result = await self._events(app, body, idempotency_key)
+            else:
+                result = await getattr(self, "_" + endpoint)(app, groups, params, body)
+            # bytes: an answer stored for an idempotency key, returned exactly
+            payload = result if type(result) is bytes else orjson.dumps(result)
+            status, content_type = 200, b"application/json"
         except ApiError as exc:
             status, payload, content_type = exc.status, exc.message.encode() + b"\n", b"text/plain"
         except BrokerError as exc:
@@ -170,13 +187,34 @@ class RestApi:
         return app
 
     # endpoints ---------------------------------------------------------------------
-    async def _events(self, app: App, groups: tuple[str, ...], params: Any, body: bytes) -> Any:
+    async def _events(self, app: App, body: bytes, header_key: bytes | None) -> Any:
         event = _json_object(body)
         channels = event.get("channels")
         if channels is None and "channel" in event:
             channels = [event["channel"]]
         name, data, socket_id, info = self._check_event(app, event, channels)
         assert isinstance(channels, list)
+        key = event.get("idempotency_key")
+        if key is None and header_key is not None:
+            key = header_key.decode("latin-1")
+        if key is None:
+            return await self._publish_event(app, channels, name, data, socket_id, info)
+
+        async def publish() -> bytes:
+            answer = await self._publish_event(app, channels, name, data, socket_id, info)
+            return orjson.dumps(answer)
+
+        return await self.idempotency.once(app, check_key(key), publish)
+
+    async def _publish_event(
+        self,
+        app: App,
+        channels: list[str],
+        name: str,
+        data: str,
+        socket_id: str | None,
+        info: AbstractSet[str],
+    ) -> Any:
         self._rate_limit(app, len(channels))
         await self._publish(app, channels, name, data, socket_id)
         if info:
@@ -198,18 +236,48 @@ class RestApi:
             channel = item.get("channel")
             if channel is None:
                 raise ApiError("Missing required parameter: channel", 400)
-            checked.append((channel, *self._check_event(app, item, [channel])))
-        self._rate_limit(app, len(checked))
-        for channel, name, data, socket_id, _ in checked:
-            await self._publish(app, [channel], name, data, socket_id)
-        if not any(info for *_, info in checked):
-            return {}
-        return {
-            "batch": [
+            key = item.get("idempotency_key")
+            checked.append(
+                (
+                    channel,
+                    *self._check_event(app, item, [channel]),
+                    None if key is None else check_key(key),
+                )
+            )
+        if not any(key for *_, key in checked):
+            self._rate_limit(app, len(checked))
+            for channel, name, data, socket_id, _, _ in checked:
+                await self._publish(app, [channel], name, data, socket_id)
+            answers = [
                 await self._info(app, channel, info) if info else {}
-                for channel, _, _, _, info in checked
+                for channel, _, _, _, info, _ in checked
             ]
-        }
+        else:
+            answers = [await self._batch_item(app, *item) for item in checked]
+        if not any(info for *_, info, _ in checked):
+            return {}
+        return {"batch": answers}
+
+    async def _batch_item(
+        self,
+        app: App,
+        channel: str,
+        name: str,
+        data: str,
+        socket_id: str | None,
+        info: AbstractSet[str],
+        key: str | None,
+    ) -> Any:
+        """Publish one batch item with its own idempotency key (or none)."""
+
+        async def publish() -> bytes:
+            self._rate_limit(app, 1)
+            await self._publish(app, [channel], name, data, socket_id)
+            return orjson.dumps(await self._info(app, channel, info) if info else {})
+
+        if key is None:
+            return orjson.loads(await publish())
+        return orjson.loads(await self.idempotency.once(app, key, publish))
 
     async def _channels(
         self, app: App, groups: tuple[str, ...], params: list[tuple[str, str]], body: bytes
@@ -250,6 +318,22 @@ class RestApi:
             raise ApiError("Users are only available for presence channels", 400)
         members = await self.broker.members(app.id, channel)
         return {"users": [{"id": user_id} for user_id in members]}
+
+    async def _history(
+        self, app: App, groups: tuple[str, ...], params: list[tuple[str, str]], body: bytes
+    ) -> Any:
+        channel = _channel_param(groups[1])
+        rule = match_rule(app.history, channel)
+        if rule is None:
+            raise ApiError("No history is kept for this channel (no [[apps.history]] rule)", 404)
+        raw = dict(params).get("limit")
+        limit = rule.max_events
+        if raw is not None:
+            if not raw.isdigit() or int(raw) < 1:
+                raise ApiError("limit must be a positive integer", 400)
+            limit = min(int(raw), rule.max_events)
+        events = await self.broker.history(app.id, channel, limit, rule.max_age)
+        return history_page(events)
 
     async def _terminate(self, app: App, groups: tuple[str, ...], params: Any, body: bytes) -> Any:
         user_id = groups[-1]

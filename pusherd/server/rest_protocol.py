@@ -41,6 +41,7 @@ _REASONS = {
     403: b"Forbidden",
     404: b"Not Found",
     405: b"Method Not Allowed",
+    409: b"Conflict",
     413: b"Payload Too Large",
     429: b"Too Many Requests",
     503: b"Service Unavailable",
@@ -48,7 +49,7 @@ _REASONS = {
 
 
 class _Request:
-    __slots__ = ("body", "headers", "keep_alive", "method", "too_large", "url")
+    __slots__ = ("body", "headers", "idempotency_key", "keep_alive", "method", "too_large", "url")
 
     def __init__(self) -> None:
         self.method = ""
@@ -57,6 +58,7 @@ class _Request:
         self.body: list[bytes] = []
         self.too_large = False
         self.keep_alive = True
+        self.idempotency_key: bytes | None = None
 
 
 class RestProtocol(asyncio.Protocol):
@@ -121,6 +123,8 @@ class RestProtocol(asyncio.Protocol):
         lowered = name.lower()
         if lowered == b"content-length" and value.isdigit() and int(value) > self.max_body:
             self.current.too_large = True
+        elif lowered == b"idempotency-key":
+            self.current.idempotency_key = value
         elif lowered == b"expect" and value.lower() == b"100-continue":
             assert self.transport is not None
             if not self.current.too_large:
@@ -206,11 +210,13 @@ class RestProtocol(asyncio.Protocol):
         path_bytes, _, query = request.url.partition(b"?")
         path = unquote(path_bytes.decode("latin-1"))
         body = None if request.too_large else b"".join(request.body)
-        status, payload, content_type = await self._answer(request.method, path, query, body)
+        status, payload, content_type = await self._answer(
+            request.method, path, query, body, request.idempotency_key
+        )
         self._respond(status, payload, content_type, request.keep_alive)
 
     async def _answer(
-        self, method: str, path: str, query: bytes, body: bytes | None
+        self, method: str, path: str, query: bytes, body: bytes | None, key: bytes | None = None
     ) -> tuple[int, bytes, bytes]:
         prefix = self.node.prefix
         local = path[len(prefix) :] if prefix and path.startswith(prefix) else path
@@ -218,7 +224,7 @@ class RestProtocol(asyncio.Protocol):
             return self._probe(local)
         if not path.startswith(prefix + "/"):
             return 404, b"Not found\n", b"text/plain"
-        return await self.rest.handle(method, path, query, body)
+        return await self.rest.handle(method, path, query, body, key)
 
     def _probe(self, path: str) -> tuple[int, bytes, bytes]:
         node = self.node
