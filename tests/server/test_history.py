@@ -5,6 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import replace
+from typing import Any
+
+import pusher
+import pytest
+from pusher.http import GET, Request
 
 from pusherd.protocol.history import HistoryRule
 from tests.server.conftest import APP, Client, make_config, private_auth, serve
@@ -87,3 +92,45 @@ async def test_history_resubscribe_on_same_socket_skips_own_excluded_events() ->
             await client.nothing()
 
     assert replayed["event"] == "theirs"
+
+
+def signed_get(sdk: pusher.Pusher, channel: str, params: dict[str, str] | None = None) -> Any:
+    """GET the history extension, signed by the Python SDK's own request code."""
+    client = sdk._pusher_client
+    path = f"/apps/{client.app_id}/channels/{channel}/events"
+    return client.http.send_request(Request(client, GET, path, params or {}))
+
+
+async def test_history_rest_endpoint_lists_retained_events_oldest_first() -> None:
+    async with serve(make_config(HISTORY_APP)) as running:
+        sdk = running.sdk(HISTORY_APP)
+        for n in range(7):
+            await asyncio.to_thread(sdk.trigger, "alerts-rest", "alert", {"n": n})
+        page = await asyncio.to_thread(signed_get, sdk, "alerts-rest", {"limit": "2"})
+        full = await asyncio.to_thread(signed_get, sdk, "alerts-rest")
+        with pytest.raises(pusher.errors.PusherError):
+            await asyncio.to_thread(signed_get, sdk, "news")
+        with pytest.raises(pusher.errors.PusherBadRequest):
+            await asyncio.to_thread(signed_get, sdk, "alerts-rest", {"limit": "x"})
+
+    assert [e["data"] for e in page["events"]] == ['{"n": 5}', '{"n": 6}']
+    assert [e["seq"] for e in full["events"]] == [3, 4, 5, 6, 7]  # max_events = 5
+    assert all(e["event"] == "alert" and e["published_at"] > 1e9 for e in full["events"])
+
+
+async def test_history_metrics_count_retained_and_replayed_events() -> None:
+    async with serve(make_config(HISTORY_APP)) as running:
+        sdk = running.sdk(HISTORY_APP)
+        for n in range(3):
+            await asyncio.to_thread(sdk.trigger, "alerts-m", "alert", {"n": n})
+        async with Client.open(running.url()) as client:
+            await client.established()
+            await client.subscribe("alerts-m")
+            for _ in range(3):
+                await client.recv()
+        rendered = running.node.metrics.render().decode()
+
+    assert 'pusherd_history_events{app_id="12345"} 3.0' in rendered
+    assert 'pusherd_history_appended_total{app_id="12345"} 3.0' in rendered
+    assert 'pusherd_history_replays_total{app_id="12345"} 1.0' in rendered
+    assert 'pusherd_history_events_replayed_total{app_id="12345"} 3.0' in rendered
