@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_EVENTS",
     "ENTRY_OVERHEAD",
+    "RING_OVERHEAD",
     "MAX_AGE_CAP",
     "MAX_EVENTS_CAP",
     "MAX_IDEMPOTENCY_KEY",
@@ -48,6 +49,9 @@ MAX_IDEMPOTENCY_KEY = 200
 # number objects, the bytes header and two deque slots), counted against ``max_bytes``
 # so that the budget bounds the process's memory, not only the payload bytes.
 ENTRY_OVERHEAD = 200
+# What one history channel costs besides its events (its ring's deque block, the ring,
+# its key and the index entry), counted the same way.
+RING_OVERHEAD = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +149,8 @@ class HistoryStore:
 
     Each channel is a ring trimmed to its rule's ``max_events`` and ``max_age``; each
     app's rings together stay within that app's ``max_bytes`` (payload plus
-    ``ENTRY_OVERHEAD`` per event), the app's oldest events going first.
+    ``ENTRY_OVERHEAD`` per event, ``RING_OVERHEAD`` per channel), the app's oldest events
+    going first.
     """
 
     def __init__(self) -> None:
@@ -170,12 +175,13 @@ class HistoryStore:
     ) -> int:
         """Retain one event; return its sequence number."""
         key = (app_id, channel)
-        ring = self._rings.get(key)
-        if ring is None:
-            ring = self._rings[key] = _Ring(key)
         budget = self._apps.get(app_id)
         if budget is None:
             budget = self._apps[app_id] = _AppBudget()
+        ring = self._rings.get(key)
+        if ring is None:
+            ring = self._rings[key] = _Ring(key)
+            budget.bytes += RING_OVERHEAD
         ring.seq += 1
         ring.max_age = max_age
         entry = (ring.seq, now, payload, except_socket_id, ring)
@@ -194,7 +200,7 @@ class HistoryStore:
                 owner.entries.popleft()
                 self._drop(budget, oldest)
                 if not owner.entries:
-                    self._forget(owner)
+                    self._forget(budget, owner)
         if len(budget.order) > 2 * budget.events + 1024:
             budget.order = deque(e for e in budget.order if _live(e))
         return entry[0]
@@ -220,19 +226,20 @@ class HistoryStore:
         while entries and entries[0][1] < cutoff:
             self._drop(budget, entries.popleft())
         if not entries:
-            self._forget(ring)
+            self._forget(budget, ring)
 
     @staticmethod
     def _drop(budget: _AppBudget, entry: tuple[int, float, bytes, str | None, _Ring]) -> None:
         budget.events -= 1
         budget.bytes -= len(entry[2]) + ENTRY_OVERHEAD
 
-    def _forget(self, ring: _Ring) -> None:
+    def _forget(self, budget: _AppBudget, ring: _Ring) -> None:
         # An empty ring goes (its sequence restarts at 1 later): a subscriber that read
         # nothing replays nothing, so no live event can fall below its mark.
         if ring.alive and self._rings.get(ring.key) is ring:
             ring.alive = False
             del self._rings[ring.key]
+            budget.bytes -= RING_OVERHEAD
 
 
 def _live(entry: tuple[int, float, bytes, str | None, _Ring]) -> bool:

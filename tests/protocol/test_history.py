@@ -6,6 +6,7 @@ import orjson
 
 from pusherd.protocol.history import (
     ENTRY_OVERHEAD,
+    RING_OVERHEAD,
     HistoryRule,
     HistoryStore,
     IdempotencyCache,
@@ -49,7 +50,7 @@ def test_history_store_trims_by_count_and_age() -> None:
     assert [e.payload for e in store.read("a", "c", 0, 50, 9.0)] == [b"6", b"7", b"8", b"9"]
     assert [e.payload for e in store.read("a", "c", 0, 50, 17.5)] == [b"8", b"9"]
     assert store.read("a", "c", 0, 50, 100.0) == []
-    assert store.stats("a") == (0, 0)
+    assert store.stats("a") == (0, 0)  # the empty channel is gone too
 
 
 def test_history_store_read_since_and_limit_keep_the_newest() -> None:
@@ -67,7 +68,7 @@ def test_history_store_read_since_and_limit_keep_the_newest() -> None:
 def test_history_store_byte_budget_evicts_the_apps_oldest_events_first() -> None:
     store = HistoryStore()
     size = 100 + ENTRY_OVERHEAD
-    budget = 5 * size
+    budget = 5 * size + 2 * RING_OVERHEAD
     for n in range(4):
         store.append("a", "old", b"o" * 100, None, 50, 120, budget, float(n))
     for n in range(4):
@@ -77,20 +78,22 @@ def test_history_store_byte_budget_evicts_the_apps_oldest_events_first() -> None
     assert len(store.read("a", "old", 0, 50, 20.0)) == 1
     assert len(store.read("a", "new", 0, 50, 20.0)) == 4
     assert store.stats("a") == (5, budget)
-    assert store.stats("b") == (1, size)
+    assert store.stats("b") == (1, size + RING_OVERHEAD)
 
 
 def test_history_store_stays_within_budget_over_many_channels() -> None:
     store = HistoryStore()
-    budget = 1000 * (100 + ENTRY_OVERHEAD)
+    budget = 1000 * (100 + ENTRY_OVERHEAD) + 300 * RING_OVERHEAD
     for n in range(20_000):
         store.append("a", f"c{n % 3000}", b"x" * 100, None, 50, 120, budget, n / 1000)
         events, used = store.stats("a")
         assert used <= budget
 
-    assert events == 1000
-    kept = sum(len(store.read("a", f"c{n}", 0, 50, 20.0)) for n in range(3000))
-    assert kept == 1000
+    kept = [store.read("a", f"c{n}", 0, 50, 20.0) for n in range(3000)]
+    assert sum(map(len, kept)) == events
+    assert used == events * (100 + ENTRY_OVERHEAD) + sum(1 for k in kept if k) * RING_OVERHEAD
+    # what is left is the newest: every kept event is newer than every evicted one
+    assert min(e.published_at for k in kept for e in k) == (20_000 - events) / 1000
 
 
 def test_history_store_bookkeeping_stays_bounded_when_count_trims() -> None:
@@ -98,7 +101,7 @@ def test_history_store_bookkeeping_stays_bounded_when_count_trims() -> None:
     for n in range(50_000):
         store.append("a", "c", b"x", None, 5, 1e9, BIG, float(n))
 
-    assert store.stats("a") == (5, 5 * (1 + ENTRY_OVERHEAD))
+    assert store.stats("a") == (5, 5 * (1 + ENTRY_OVERHEAD) + RING_OVERHEAD)
     assert len(store._apps["a"].order) <= 2 * 5 + 1024
 
 
