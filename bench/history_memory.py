@@ -4,9 +4,10 @@
 
 Runs each budget in a fresh child process (so one run's heap does not hide the next)
 and prints the RSS growth next to what the store accounts for (payload plus
-``ENTRY_OVERHEAD`` per event, ``RING_OVERHEAD`` per channel) and the budget: with the default 8 MiB budget the store
-keeps what fits and evicts the rest; with a budget large enough for everything it keeps
-all 500,000 events, and RSS shows whether the accounting is honest.
+``ENTRY_OVERHEAD`` per event, ``RING_OVERHEAD`` per channel) and the budget: with the
+default 8 MiB budget the store keeps what fits and evicts the rest; with a budget large
+enough for everything it keeps all 500,000 events, and RSS shows whether the accounting
+is honest.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ async def _fill(channels: int, events: int, size: int, budget: int) -> dict[str,
     await broker.start(lambda envelope: None)
     body = b"x" * (size - 40)
     before = _rss()
-    for n in range(events):
+    for _ in range(events):
         for c in range(channels):
             name = f"history-{c}"
             payload = b'{"event":"e","channel":"%s","data":"%s"}' % (name.encode(), body)
