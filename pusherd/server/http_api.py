@@ -391,7 +391,11 @@ class RestApi:
             payload = encode_channel_event(name, channel, data)
             if channel_kind(channel).is_cache:
                 await self.broker.cache_set(app.id, channel, payload, CACHE_TTL)
-            await self.node.history.publish(app, Envelope(app.id, channel, payload, socket_id))
+            envelope = Envelope(app.id, channel, payload, socket_id)
+            if app.history:
+                await self.node.history.publish(app, envelope)
+            else:
+                await self.broker.publish(envelope)
 
     async def _info(
         self, app: App, channel: str, info: AbstractSet[str], with_occupied: bool = False

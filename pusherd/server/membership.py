@@ -377,9 +377,11 @@ class Membership:
     async def client_event(self, conn: Connection, action: ClientEvent) -> None:
         app = conn.app
         assert app is not None
-        await self.history.publish(
-            app, Envelope(app.id, action.channel, action.payload, conn.socket_id), True
-        )
+        envelope = Envelope(app.id, action.channel, action.payload, conn.socket_id)
+        if app.history:
+            await self.history.publish(app, envelope, client_event=True)
+        else:
+            await self.broker.publish(envelope)
         self.node.metrics.client_event(app.id)
         if self.webhooks.wants(app, "client_event"):
             data = action.data

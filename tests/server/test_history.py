@@ -134,3 +134,24 @@ async def test_history_metrics_count_retained_and_replayed_events() -> None:
     assert 'pusherd_history_appended_total{app_id="12345"} 3.0' in rendered
     assert 'pusherd_history_replays_total{app_id="12345"} 1.0' in rendered
     assert 'pusherd_history_events_replayed_total{app_id="12345"} 3.0' in rendered
+
+
+async def test_history_replay_fits_in_half_the_write_buffer_and_keeps_the_socket() -> None:
+    async with serve(make_config(HISTORY_APP, max_write_buffer_kb=4)) as running:
+        sdk = running.sdk(HISTORY_APP)
+        for n in range(5):
+            await asyncio.to_thread(
+                sdk.trigger, "private-quiet-big", "e", {"n": n, "pad": "x" * 900}
+            )
+        async with Client.open(running.url()) as client:
+            socket_id = await client.established()
+            await client.subscribe(
+                "private-quiet-big", private_auth(socket_id, "private-quiet-big")
+            )
+            replayed = [json.loads((await client.recv())["data"])["n"] for _ in range(2)]
+            await client.nothing()
+            await asyncio.to_thread(sdk.trigger, "private-quiet-big", "e", {"n": 5})
+            live = json.loads((await client.recv())["data"])["n"]
+
+    assert replayed == [3, 4]  # 2 x ~1 KB fit in 2 KB; the socket was not cut off
+    assert live == 5
