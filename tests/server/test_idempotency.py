@@ -1,18 +1,22 @@
-"""``Idempotency.once`` over the memory broker: first publish, repeats, failures, in flight."""
+"""``Idempotency.once`` (first publish, repeats, failures, in flight) and the key's way in."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import replace
 
+import httpx
 import pytest
 
 from pusherd.brokers.memory import MemoryBroker
 from pusherd.errors import ApiError
 from pusherd.metrics import Metrics
 from pusherd.server import idempotency as idempotency_module
+from pusherd.server.app import create_app, create_node
 from pusherd.server.idempotency import Idempotency, check_key
-from tests.server.conftest import APP
+from tests.server.conftest import APP, Client, asgi_client, make_config, serve
+from tests.server.test_http_api import signed
 
 __all__: list[str] = []
 
@@ -105,3 +109,76 @@ def test_check_key_refuses_empty_long_and_non_string_keys() -> None:
     for bad in ("", "a" * 201, 7, None):
         with pytest.raises(ApiError):
             check_key(bad)
+
+
+def _signed_event(key_field: str | None = None) -> tuple[bytes, dict[str, str]]:
+    event: dict[str, object] = {"name": "e", "channels": ["idem"], "data": "{}"}
+    if key_field is not None:
+        event["idempotency_key"] = key_field
+    body = json.dumps(event).encode()
+    return body, signed("POST", "/apps/12345/events", body)
+
+
+async def test_idempotency_header_reaches_the_api_through_asgi() -> None:
+    config = make_config()
+    node = create_node(config)
+    app = create_app(config, node)
+    await node.start()
+    try:
+        async with asgi_client(app) as http:
+            answers = []
+            for _ in range(2):
+                body, query = _signed_event()
+                answers.append(
+                    await http.post(
+                        "/apps/12345/events",
+                        params=query,
+                        content=body,
+                        headers={"Idempotency-Key": "asgi-1"},
+                    )
+                )
+    finally:
+        await node.stop(1.0)
+
+    assert [(r.status_code, r.content) for r in answers] == [(200, b"{}"), (200, b"{}")]
+    assert b'idempotent_duplicates_total{app_id="12345"} 1.0' in node.metrics.render()
+
+
+async def test_idempotency_header_reaches_the_api_through_the_rest_fast_path() -> None:
+    async with serve(make_config()) as running:
+        async with Client.open(running.url()) as client:
+            await client.established()
+            await client.subscribe("idem")
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{running.port}") as http:
+                for key in ("fast-1", "fast-1", "fast-2"):
+                    body, query = _signed_event()
+                    response = await http.post(
+                        "/apps/12345/events",
+                        params=query,
+                        content=body,
+                        headers={"Idempotency-Key": key},
+                    )
+                    assert response.status_code == 200
+            first, second = await client.recv(), await client.recv()
+            await client.nothing()
+
+    assert first["event"] == second["event"] == "e"
+
+
+async def test_idempotency_body_field_wins_over_the_header() -> None:
+    async with serve(make_config()) as running:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{running.port}") as http:
+            statuses = []
+            for header in ("h-1", "h-2"):
+                body, query = _signed_event("body-1")
+                response = await http.post(
+                    "/apps/12345/events",
+                    params=query,
+                    content=body,
+                    headers={"Idempotency-Key": header},
+                )
+                statuses.append(response.status_code)
+        rendered = running.node.metrics.render()
+
+    assert statuses == [200, 200]
+    assert b'idempotent_duplicates_total{app_id="12345"} 1.0' in rendered
