@@ -39,6 +39,7 @@ from pusherd.protocol.frames import (
 )
 from pusherd.protocol.messages import encode_error, parse_client_message
 from pusherd.protocol.session import Session
+from pusherd.server import linger
 from pusherd.server.eager import start_eagerly
 from pusherd.server.handshake import HandshakeError, accept_response, parse_request
 
@@ -51,12 +52,6 @@ __all__ = ["Connection"]
 logger = logging.getLogger("pusherd.connection")
 
 MAX_INBOX = 100
-# Lingering close (RFC 6455 §7.1.1, nginx's lingering_close): after the server's close
-# frame, input is read and dropped until the client's close frame or EOF, for at most
-# this long and this many bytes. Closing with unread input makes the kernel answer with
-# a reset, and the client would lose the close frame (1006 instead of 1009 or 4xxx).
-LINGER_SECONDS = 5.0
-LINGER_BYTES = 4 * 1024 * 1024
 _NORMAL_CLOSE = close_frame(CloseStatus.NORMAL)
 _BINARY_ERROR = encode_error("Binary frames are not supported: send JSON text frames", None)
 
@@ -399,20 +394,22 @@ class Connection(asyncio.Protocol):
         self._linger()
 
     def _linger(self) -> None:
-        """Close TCP once the client answered our close frame (see ``LINGER_SECONDS``)."""
+        """Close TCP once the client answered our close frame (see ``server.linger``)."""
         if self.parser is None or self.transport.is_closing():
             self.transport.close()
             return
         if self.paused:  # a full inbox stopped reading; the client's close must get in
             self.paused = False
             self.transport.resume_reading()
-        self.lingering = asyncio.get_running_loop().call_later(LINGER_SECONDS, self._end_linger)
+        self.lingering = asyncio.get_running_loop().call_later(
+            linger.LINGER_SECONDS, self._end_linger
+        )
 
     def _discard(self, data: bytes) -> None:
         if self.lingering is None or self.parser is None:
             return
         self.discarded += len(data)
-        if self.parser.discard_until_close(data) or self.discarded > LINGER_BYTES:
+        if self.parser.discard_until_close(data) or self.discarded > linger.LINGER_BYTES:
             self._end_linger()
 
     def _end_linger(self) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pusherd.server import connection as connection_module
+from pusherd.server import linger
 from tests.server.conftest import APP, Client, Running, make_config, serve
 from tests.server.raw_ws import RawWebSocket, masked_frame
 
@@ -313,7 +313,7 @@ async def test_connection_protocol_error_mid_burst_still_gets_its_close_frame(
 async def test_connection_lingering_close_gives_up_on_a_client_that_never_answers(
     running: Running, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(connection_module, "LINGER_SECONDS", 0.2)
+    monkeypatch.setattr(linger, "LINGER_SECONDS", 0.2)
 
     def silent() -> bytes:
         raw = RawWebSocket(running.port)
