@@ -250,8 +250,9 @@ class RestProtocol(asyncio.Protocol):
 
     def _resume(self, _: asyncio.Future[None]) -> None:
         self.busy = False
-        if self.closing and self.transport is not None:
-            self.transport.close()
+        if self.closing:
+            if self.transport is not None and self.lingering is None:
+                self.transport.close()
             return
         self._next()
 
@@ -324,10 +325,6 @@ class RestProtocol(asyncio.Protocol):
         )
 
     def _fail(self, message: bytes) -> None:
-        self.closing = True
-        if self.transport is not None:
-            self.transport.write(
-                b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\n"
-                b"content-length: %d\r\nconnection: close\r\n\r\n%s\n" % (len(message) + 1, message)
-            )
-            self.transport.close()
+        """Answer 400 after the requests before it (the parser cannot go on), then close."""
+        self.current = _Request()
+        self._refuse(400, message + b"\n")
