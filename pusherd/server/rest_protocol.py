@@ -18,39 +18,49 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote
 
 import httptools
-import orjson
 
-from pusherd.metrics import CONTENT_TYPE
-from pusherd.server import linger
+from pusherd.protocol.http import PLAIN, response
 from pusherd.server.eager import start_eagerly
-from pusherd.server.health import readiness
+from pusherd.server.http_api import RestApi
+from pusherd.server.linger import Lingering
+from pusherd.server.probes import PATHS, Probes
 
-if TYPE_CHECKING:
-    from pusherd.server.http_api import RestApi
-    from pusherd.server.node import Node
-
-__all__ = ["RestProtocol"]
+__all__ = ["RestProtocol", "RestServices"]
 
 logger = logging.getLogger("pusherd.http")
 
 KEEP_ALIVE_TIMEOUT = 60.0
 MAX_PIPELINE = 32
-_REASONS = {
-    200: b"OK",
-    400: b"Bad Request",
-    401: b"Unauthorized",
-    403: b"Forbidden",
-    404: b"Not Found",
-    405: b"Method Not Allowed",
-    408: b"Request Timeout",
-    413: b"Payload Too Large",
-    429: b"Too Many Requests",
-    503: b"Service Unavailable",
-}
+
+
+class RestServices:
+    """What every ``RestProtocol`` of a node uses, built once by ``server.app``.
+
+    Args:
+        websocket: builds the protocol for a socket that upgrades (``server_state=``).
+        eager: the broker never waits, so requests run without a task each.
+    """
+
+    __slots__ = ("eager", "prefix", "probes", "rest", "websocket")
+
+    def __init__(
+        self,
+        rest: RestApi,
+        probes: Probes,
+        websocket: Callable[..., asyncio.Protocol],
+        prefix: str,
+        eager: bool,
+    ) -> None:
+        self.rest = rest
+        self.probes = probes
+        self.websocket = websocket
+        self.prefix = prefix
+        self.eager = eager
 
 
 class _Request:
@@ -70,9 +80,9 @@ class _Request:
 class RestProtocol(asyncio.Protocol):
     """Serve REST requests on one connection (see the module docstring)."""
 
-    def __init__(self, node: Node, rest: RestApi, server_state: Any = None) -> None:
-        self.node = node
-        self.rest = rest
+    def __init__(self, services: RestServices, server_state: Any = None) -> None:
+        self.services = services
+        self.rest = services.rest
         self.server_state = server_state
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
@@ -84,13 +94,12 @@ class RestProtocol(asyncio.Protocol):
         self.paused = False
         self.idle: asyncio.TimerHandle | None = None
         self.upgrade: _Request | None = None
-        self.max_body = rest.max_body
-        self.request_timeout = rest.request_timeout
+        self.max_body = self.rest.max_body
+        self.request_timeout = self.rest.request_timeout
         self.deadline: asyncio.TimerHandle | None = None
         # After a refusal: input is read and dropped until EOF (see server.linger).
         self.discarding = False
-        self.discarded = 0
-        self.lingering: asyncio.TimerHandle | None = None
+        self.lingering: Lingering | None = None
 
     # asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -100,9 +109,8 @@ class RestProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.discarding:
-            self.discarded += len(data)
-            if self.discarded > linger.LINGER_BYTES and self.transport is not None:
-                self.transport.close()
+            if self.lingering is not None:
+                self.lingering.feed(data)
             return
         if self.idle is not None:
             self.idle.cancel()
@@ -223,7 +231,7 @@ class RestProtocol(asyncio.Protocol):
         for name, value in request.headers:
             head += [name, b": ", value, b"\r\n"]
         head.append(b"\r\n")
-        connection = self.node.ws_protocol(server_state=self.server_state)
+        connection = self.services.websocket(server_state=self.server_state)
         connection.connection_made(transport)
         transport.set_protocol(connection)
         connection.data_received(b"".join(head))
@@ -233,7 +241,7 @@ class RestProtocol(asyncio.Protocol):
         while self.pending and not self.closing:
             request = self.pending.popleft()
             coro = self._serve(request)
-            if self.node.eager:
+            if self.services.eager:
                 waiting = start_eagerly(coro)
                 if waiting is None:
                     continue
@@ -274,41 +282,20 @@ class RestProtocol(asyncio.Protocol):
     async def _answer(
         self, method: str, path: str, query: bytes, body: bytes | None
     ) -> tuple[int, bytes, bytes]:
-        prefix = self.node.prefix
+        prefix = self.services.prefix
         local = path[len(prefix) :] if prefix and path.startswith(prefix) else path
-        if method == "GET" and local in ("/up", "/ready", "/metrics"):
-            return self._probe(local)
+        if method == "GET" and local in PATHS:
+            return self.services.probes.answer(local)
         if not path.startswith(prefix + "/"):
-            return 404, b"Not found\n", b"text/plain"
+            return 404, b"Not found\n", PLAIN
         return await self.rest.handle(method, path, query, body)
-
-    def _probe(self, path: str) -> tuple[int, bytes, bytes]:
-        node = self.node
-        if path == "/up":
-            return 200, b'{"health":"OK"}', b"application/json"
-        if path == "/ready":
-            status, body = readiness(node)
-            return status, orjson.dumps(body), b"application/json"
-        if not node.config.metrics.enabled:
-            return 404, b"Not found\n", b"text/plain"
-        return 200, node.metrics.render(), CONTENT_TYPE.encode()
 
     def _respond(self, status: int, payload: bytes, content_type: bytes, keep_alive: bool) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
             return
         close = not keep_alive or self.closing
-        transport.write(
-            b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n%s\r\n%s"
-            % (
-                status,
-                _REASONS.get(status, b"Error"),
-                content_type,
-                len(payload),
-                b"connection: close\r\n" if close else b"",
-                payload,
-            )
-        )
+        transport.write(response(status, payload, content_type, close))
         if close:
             self.closing = True
             if self.discarding:
@@ -320,9 +307,7 @@ class RestProtocol(asyncio.Protocol):
         """Close after the client stops sending (or ``server.linger``'s bounds)."""
         if transport.can_write_eof():
             transport.write_eof()  # the answer is complete: tell the client now
-        self.lingering = asyncio.get_running_loop().call_later(
-            linger.LINGER_SECONDS, transport.close
-        )
+        self.lingering = Lingering(transport, None)
 
     def _fail(self, message: bytes) -> None:
         """Answer 400 after the requests before it (the parser cannot go on), then close."""

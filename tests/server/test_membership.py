@@ -89,7 +89,7 @@ async def test_presence_unsubscribe_removes_member(running: Running) -> None:
         await a.recv()  # member_added b
         await b.send("pusher:unsubscribe", {"channel": "presence-u"})
         assert (await a.recv())["event"] == "pusher_internal:member_removed"
-        assert await running.node.broker.members(APP.id, "presence-u") == {"a": None}
+        assert await running.parts.broker.members(APP.id, "presence-u") == {"a": None}
 
 
 async def test_presence_channel_full_refuses_new_users_but_not_known_ones() -> None:
@@ -240,7 +240,7 @@ async def test_user_authentication_required_closes_unauthorized_sockets_with_400
     app = replace(APP, enable_user_authentication=True, user_authentication_timeout=0.0)
     async with serve(make_config(app)) as r, Client.open(r.url()) as client:
         await client.established()
-        r.node.sweep(r.node.clock() + 1)
+        r.parts.sockets.sweep(r.parts.clock() + 1)
         assert (await client.recv())["data"]["code"] == 4009
         assert (await client.closed())[0] == 4009
 

@@ -1,10 +1,10 @@
-"""``pusherd.server.handshake``: the upgrade request head, checked before anything else."""
+"""``pusherd.protocol.handshake``: the upgrade request head, checked before anything else."""
 
 from __future__ import annotations
 
 import pytest
 
-from pusherd.server.handshake import HandshakeError, accept_response, parse_request
+from pusherd.protocol.handshake import HandshakeError, accept_response, parse_request
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
