@@ -15,7 +15,7 @@ from urllib.parse import unquote_plus
 from pusherd.apps.base import App
 from pusherd.errors import CloseCode, ConnectionError_
 from pusherd.protocol.frames import accept_key
-from pusherd.protocol.http import response
+from pusherd.protocol.http import response, strip_prefix
 from pusherd.protocol.origins import origin_allowed
 
 __all__ = ["HandshakeError", "Request", "accept_response", "admit", "parse_request"]
@@ -135,13 +135,10 @@ def admit(
     Raises:
         ConnectionError_: with the Pusher close code of the first failed check.
     """
-    path = request.path
-    if prefix:
-        if not path.startswith(prefix + "/"):
-            raise ConnectionError_(f"Path not found: {path[:100]}", CloseCode.PATH_NOT_FOUND)
-        path = path[len(prefix) :]
-    match = _APP_PATH.fullmatch(path)
+    path = strip_prefix(request.path, prefix)
+    match = None if path is None else _APP_PATH.fullmatch(path)
     if match is None:
+        path = request.path if path is None else path
         raise ConnectionError_(f"Path not found: {path[:100]}", CloseCode.PATH_NOT_FOUND)
     app = by_key(match.group(1))
     if app is None:

@@ -7,7 +7,7 @@ answer with a status line, ``content-type``, ``content-length`` and an optional
 
 from __future__ import annotations
 
-__all__ = ["JSON", "PLAIN", "REASONS", "response"]
+__all__ = ["JSON", "PLAIN", "REASONS", "response", "strip_prefix"]
 
 JSON = b"application/json"
 PLAIN = b"text/plain"
@@ -41,3 +41,16 @@ def response(
         extra,
         body,
     )
+
+
+def strip_prefix(path: str, prefix: str) -> str | None:
+    """The path inside the configured ``path_prefix``, or None if it is outside.
+
+    The one place the prefix is taken off (upgrades, REST, probes): ``/ws/app/k`` under
+    ``/ws`` is ``/app/k``; ``/wsx/app/k`` is outside it.
+    """
+    if not prefix:
+        return path
+    if path.startswith(prefix) and path[len(prefix) : len(prefix) + 1] == "/":
+        return path[len(prefix) :]
+    return None

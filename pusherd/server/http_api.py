@@ -32,7 +32,7 @@ from pusherd.metrics import Metrics
 from pusherd.observer import Observer
 from pusherd.protocol import rest
 from pusherd.protocol.channels import CACHE_TTL, SERVER_TO_USER_PREFIX, channel_kind
-from pusherd.protocol.http import JSON, PLAIN
+from pusherd.protocol.http import JSON, PLAIN, strip_prefix
 from pusherd.protocol.messages import encode_channel_event
 from pusherd.protocol.ratelimit import TokenBucket
 from pusherd.protocol.signing import parse_query, verify_request
@@ -125,8 +125,10 @@ class RestApi:
         endpoint = "unknown"
         received = len(body) if body is not None else 0
         try:
-            if self.prefix and path.startswith(self.prefix):
-                path = path[len(self.prefix) :]
+            local = strip_prefix(path, self.prefix)
+            if local is None:
+                raise ApiError("Not found", 404)
+            path = local
             endpoint, groups = rest.match_route(method, path)
             if body is None:
                 raise self.too_large()

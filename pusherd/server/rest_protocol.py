@@ -24,7 +24,7 @@ from urllib.parse import unquote
 
 import httptools
 
-from pusherd.protocol.http import PLAIN, response
+from pusherd.protocol.http import PLAIN, response, strip_prefix
 from pusherd.server.eager import start_eagerly
 from pusherd.server.http_api import RestApi
 from pusherd.server.linger import Lingering
@@ -282,11 +282,11 @@ class RestProtocol(asyncio.Protocol):
     async def _answer(
         self, method: str, path: str, query: bytes, body: bytes | None
     ) -> tuple[int, bytes, bytes]:
-        prefix = self.services.prefix
-        local = path[len(prefix) :] if prefix and path.startswith(prefix) else path
-        if method == "GET" and local in PATHS:
-            return self.services.probes.answer(local)
-        if not path.startswith(prefix + "/"):
+        local = strip_prefix(path, self.services.prefix)
+        probe = path if local is None else local  # probes answer at the root too
+        if method == "GET" and probe in PATHS:
+            return self.services.probes.answer(probe)
+        if local is None:
             return 404, b"Not found\n", PLAIN
         return await self.rest.handle(method, path, query, body)
 
