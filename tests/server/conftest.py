@@ -130,7 +130,7 @@ async def serve(config: Config) -> AsyncIterator[Running]:
             timeout_graceful_shutdown=2,
         )
     )
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(server.serve())
     async with asyncio.timeout(TIMEOUT):
         while not server.started:

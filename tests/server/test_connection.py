@@ -77,10 +77,10 @@ async def test_connection_to_disabled_app_is_closed_with_4003() -> None:
 async def test_connection_origin_not_allowed_is_closed_with_4009() -> None:
     app = replace(APP, allowed_origins=("https://*.example.com",))
     async with serve(make_config(app)) as r:
-        async with Client.open(r.url(), origin="https://evil.test") as client:  # type: ignore[arg-type]
+        async with Client.open(r.url(), origin="https://evil.test") as client:
             assert (await client.recv())["data"]["code"] == 4009
             assert (await client.closed())[0] == 4009
-        async with Client.open(r.url(), origin="https://app.example.com") as client:  # type: ignore[arg-type]
+        async with Client.open(r.url(), origin="https://app.example.com") as client:
             await client.established()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import replace
+from typing import Any
 
 from pusherd.apps.base import WebhookTarget
 from pusherd.config import WebhookSettings
@@ -20,7 +21,9 @@ from tests.server.conftest import (
 from tests.webhook_receiver import WebhookReceiver
 
 
-async def join(client: Client, channel: str, user_id: object, info: object = None) -> dict:
+async def join(
+    client: Client, channel: str, user_id: object, info: object = None
+) -> dict[str, Any]:
     socket_id = client.socket_id or await client.established()
     member: dict[str, object] = {"user_id": user_id}
     if info is not None:
@@ -29,7 +32,7 @@ async def join(client: Client, channel: str, user_id: object, info: object = Non
     return await client.subscribe(channel, private_auth(socket_id, channel, data), data)
 
 
-async def signin(client: Client, user: dict) -> None:
+async def signin(client: Client, user: dict[str, Any]) -> None:
     socket_id = client.socket_id or await client.established()
     user_data = json.dumps(user)
     await client.send(
