@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from pusherd import __version__
+from pusherd.apps.base import AppRegistry
 from pusherd.config import Config, generate_credentials, load_config
 from pusherd.errors import ConfigError
 from pusherd.logs import setup_logging
 
 if TYPE_CHECKING:
-    from pusherd.server.node import Node
+    from pusherd.server.app import Parts
 
 __all__ = ["main"]
 
@@ -111,17 +112,17 @@ def _banner(config: Config) -> None:
     print("\n".join(lines), flush=True)
 
 
-def _uvicorn_config(config: Config, level: str) -> tuple[uvicorn.Config, Node]:
-    from pusherd.server.app import create_app, create_node, uvicorn_protocols
+def _uvicorn_config(config: Config, level: str) -> tuple[uvicorn.Config, Parts]:
+    from pusherd.server.app import build, create_app, uvicorn_protocols
 
-    node = create_node(config)
-    app = create_app(config, node)
+    parts = build(config)
+    app = create_app(config, parts)
     server = config.server
     return uvicorn.Config(
         app,
         host=server.host,
         port=server.port,
-        **uvicorn_protocols(node),
+        **uvicorn_protocols(parts),
         lifespan="on",
         log_config=None,
         log_level=level,
@@ -131,15 +132,15 @@ def _uvicorn_config(config: Config, level: str) -> tuple[uvicorn.Config, Node]:
         ssl_keyfile=server.tls.key if server.tls else None,
         server_header=False,
         proxy_headers=False,  # pusherd never uses the client address; saves a middleware
-    ), node
+    ), parts
 
 
 def _serve(config: Config, level: str, sock: socket.socket | None = None) -> int:
-    uv_config, node = _uvicorn_config(config, level)
+    uv_config, parts = _uvicorn_config(config, level)
     if sock is None:
         _banner(config)
     server = uvicorn.Server(uv_config)
-    _install_reload(config, node)
+    _install_reload(config, parts.apps)
     _exit_cleanly_after_shutdown()
     _tune_gc()
     if sock is not None:
@@ -179,7 +180,7 @@ def _exit_cleanly_after_shutdown() -> None:
     signal.signal(signal.SIGINT, leave)
 
 
-def _install_reload(config: Config, node: Node) -> None:
+def _install_reload(config: Config, apps: AppRegistry) -> None:
     """Reload apps from the config file on SIGHUP, keeping every socket."""
     if config.source is None or not hasattr(signal, "SIGHUP"):
         return
@@ -192,8 +193,8 @@ def _install_reload(config: Config, node: Node) -> None:
             return
         from pusherd.apps.static import StaticAppRegistry
 
-        if isinstance(node.apps, StaticAppRegistry):
-            node.apps.replace(fresh.apps)
+        if isinstance(apps, StaticAppRegistry):
+            apps.replace(fresh.apps)
         logger.info("reloaded %d app(s) from %s", len(fresh.apps), config.source)
 
     signal.signal(signal.SIGHUP, reload)

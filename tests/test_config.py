@@ -590,6 +590,20 @@ def test_config_env_app_key_must_be_url_safe() -> None:
         load_config(None, environ=env)
 
 
+def test_config_schema_is_read_off_the_dataclasses() -> None:
+    from dataclasses import fields
+
+    from pusherd import config as module
+    from pusherd.config import ServerConfig
+
+    assert set(module._SCHEMA["server"]) == {f.name for f in fields(ServerConfig)}
+    assert module._SCHEMA["server"]["shutdown_grace"] == (int, float)
+    assert module._SCHEMA["server"]["tls"] == (dict,)
+    assert module._APP_SCHEMA["id"] == (str, int)
+    assert module._APP_SCHEMA["allowed_origins"] == (list,)
+    assert "source" not in module._TOP_KEYS
+
+
 # history and idempotency ------------------------------------------------------------------
 _APP_HEAD = '[[apps]]\nid = "1"\nkey = "k"\nsecret = "s"\n'
 

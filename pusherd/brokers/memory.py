@@ -38,7 +38,10 @@ class MemoryBroker:
 
     # No method ever waits, so callers may run them without a task (server/eager.py),
     # and there is no node-level subscription to keep.
-    synchronous = True
+    #: No call ever waits, so the server runs actions without a task each.
+    never_waits = True
+    #: One process: every local subscriber gets every envelope without subscribing.
+    node_subscriptions = False
 
     def __init__(
         self,

@@ -29,10 +29,10 @@ from pusherd.apps.base import App
 from pusherd.brokers.base import Broker, Envelope
 from pusherd.errors import BrokerError
 from pusherd.protocol.history import HistoryRule, Retained, match_rule
+from pusherd.server.ports import Socket
 
 if TYPE_CHECKING:
     from pusherd.metrics import Metrics
-    from pusherd.server.connection import Connection
     from pusherd.server.hub import Hub
 
 __all__ = ["FLOOR_TTL", "ChannelHistory"]
@@ -67,7 +67,7 @@ class ChannelHistory:
         self._broker = broker
         self._hub = hub
         self._metrics = metrics
-        self._catching_up: dict[ChannelKey, dict[Connection, _Catchup]] = {}
+        self._catching_up: dict[ChannelKey, dict[Socket, _Catchup]] = {}
 
     # publishing --------------------------------------------------------------------
     async def publish(self, app: App, envelope: Envelope, client_event: bool = False) -> None:
@@ -87,7 +87,7 @@ class ChannelHistory:
         await self._broker.publish(envelope)
 
     # subscribing -------------------------------------------------------------------
-    def begin(self, conn: Connection, app: App, channel: str) -> HistoryRule | None:
+    def begin(self, conn: Socket, app: App, channel: str) -> HistoryRule | None:
         """Start holding live events for ``conn`` if ``channel`` keeps history.
 
         Call it once ``conn`` is indexed for live delivery and before the history is
@@ -103,7 +103,7 @@ class ChannelHistory:
         states[conn] = _Catchup()
         return rule
 
-    def cancel(self, conn: Connection, app_id: str, channel: str) -> None:
+    def cancel(self, conn: Socket, app_id: str, channel: str) -> None:
         """Stop catching up (the subscribe failed or the socket went away)."""
         key = (app_id, channel)
         states = self._catching_up.get(key)
@@ -115,7 +115,7 @@ class ChannelHistory:
         if not states:
             del self._catching_up[key]
 
-    async def replay(self, conn: Connection, app: App, channel: str, rule: HistoryRule) -> None:
+    async def replay(self, conn: Socket, app: App, channel: str, rule: HistoryRule) -> None:
         """Send the retained events, then the live ones held meanwhile (see module doc)."""
         key = (app.id, channel)
         try:
@@ -131,7 +131,7 @@ class ChannelHistory:
             return
         socket_id = conn.socket_id
         last = 0
-        events = self._fitting(events)
+        events = self._fitting(events, conn.max_buffer)
         for event in events:
             if event.except_socket_id != socket_id:
                 conn.send(event.payload)
@@ -156,13 +156,14 @@ class ChannelHistory:
             FLOOR_TTL, self._expire, key, conn, state
         )
 
-    def _fitting(self, events: list[Retained]) -> list[Retained]:
+    @staticmethod
+    def _fitting(events: list[Retained], max_buffer: int) -> list[Retained]:
         """Keep the newest events that fit in half the socket's write bound.
 
         A replay larger than ``max_write_buffer_kb`` would cut the socket off as a slow
         consumer (4100), and pusher-js would reconnect into the same replay.
         """
-        room = self._hub.max_buffer // 2
+        room = max_buffer // 2
         total = 0
         for index in range(len(events) - 1, -1, -1):
             total += len(events[index].payload) + 10  # frame header
@@ -171,7 +172,7 @@ class ChannelHistory:
                 return events[index + 1 :]
         return events
 
-    def _expire(self, key: ChannelKey, conn: Connection, state: _Catchup) -> None:
+    def _expire(self, key: ChannelKey, conn: Socket, state: _Catchup) -> None:
         states = self._catching_up.get(key)
         if states is not None and states.get(conn) is state:
             state.timer = None

@@ -6,7 +6,11 @@ after request, so each request costs only the httptools parse, ``RestApi.handle`
 one ``write``: no ASGI scope, no task per request (with the memory broker nothing
 waits, see ``eager``), no middleware. ``/up``, ``/ready`` and ``/metrics`` are answered
 too; any other path is a 404 (all other traffic goes through uvicorn and Starlette).
-Requests are answered in order; a pipelining flood pauses reading.
+Requests are answered in order; a pipelining flood pauses reading. A body declared (or
+streamed) past ``max_http_body_kb`` is answered 413 at once, without reading it; a request
+that has not fully arrived ``http_request_timeout`` seconds after its first byte gets
+408. Both close the connection after a lingering read (``server.linger``), so the
+answer is not lost to a reset while the client is still sending.
 """
 
 from __future__ import annotations
@@ -14,42 +18,62 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote
 
 import httptools
-import orjson
 
-from pusherd.metrics import CONTENT_TYPE
+from pusherd.protocol.http import PLAIN, response, strip_prefix
 from pusherd.server.eager import start_eagerly
-from pusherd.server.health import readiness
+from pusherd.server.http_api import RestApi
+from pusherd.server.linger import Lingering
+from pusherd.server.probes import PATHS, Probes
 
-if TYPE_CHECKING:
-    from pusherd.server.http_api import RestApi
-    from pusherd.server.node import Node
-
-__all__ = ["RestProtocol"]
+__all__ = ["RestProtocol", "RestServices"]
 
 logger = logging.getLogger("pusherd.http")
 
 KEEP_ALIVE_TIMEOUT = 60.0
 MAX_PIPELINE = 32
-_REASONS = {
-    200: b"OK",
-    400: b"Bad Request",
-    401: b"Unauthorized",
-    403: b"Forbidden",
-    404: b"Not Found",
-    405: b"Method Not Allowed",
-    409: b"Conflict",
-    413: b"Payload Too Large",
-    429: b"Too Many Requests",
-    503: b"Service Unavailable",
-}
+
+
+class RestServices:
+    """What every ``RestProtocol`` of a node uses, built once by ``server.app``.
+
+    Args:
+        websocket: builds the protocol for a socket that upgrades (``server_state=``).
+        eager: the broker never waits, so requests run without a task each.
+    """
+
+    __slots__ = ("eager", "prefix", "probes", "rest", "websocket")
+
+    def __init__(
+        self,
+        rest: RestApi,
+        probes: Probes,
+        websocket: Callable[..., asyncio.Protocol],
+        prefix: str,
+        eager: bool,
+    ) -> None:
+        self.rest = rest
+        self.probes = probes
+        self.websocket = websocket
+        self.prefix = prefix
+        self.eager = eager
 
 
 class _Request:
-    __slots__ = ("body", "headers", "idempotency_key", "keep_alive", "method", "too_large", "url")
+    __slots__ = (
+        "body",
+        "headers",
+        "idempotency_key",
+        "keep_alive",
+        "method",
+        "refusal",
+        "too_large",
+        "url",
+    )
 
     def __init__(self) -> None:
         self.method = ""
@@ -58,15 +82,17 @@ class _Request:
         self.body: list[bytes] = []
         self.too_large = False
         self.keep_alive = True
+        # Set when the request is answered before it has fully arrived (413, 408).
+        self.refusal: tuple[int, bytes] | None = None
         self.idempotency_key: bytes | None = None
 
 
 class RestProtocol(asyncio.Protocol):
     """Serve REST requests on one connection (see the module docstring)."""
 
-    def __init__(self, node: Node, rest: RestApi, server_state: Any = None) -> None:
-        self.node = node
-        self.rest = rest
+    def __init__(self, services: RestServices, server_state: Any = None) -> None:
+        self.services = services
+        self.rest = services.rest
         self.server_state = server_state
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
@@ -78,7 +104,12 @@ class RestProtocol(asyncio.Protocol):
         self.paused = False
         self.idle: asyncio.TimerHandle | None = None
         self.upgrade: _Request | None = None
-        self.max_body = rest.max_body
+        self.max_body = self.rest.max_body
+        self.request_timeout = self.rest.request_timeout
+        self.deadline: asyncio.TimerHandle | None = None
+        # After a refusal: input is read and dropped until EOF (see server.linger).
+        self.discarding = False
+        self.lingering: Lingering | None = None
 
     # asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -87,6 +118,10 @@ class RestProtocol(asyncio.Protocol):
             self.server_state.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
+        if self.discarding:
+            if self.lingering is not None:
+                self.lingering.feed(data)
+            return
         if self.idle is not None:
             self.idle.cancel()
             self.idle = None
@@ -99,8 +134,9 @@ class RestProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
-        if self.idle is not None:
-            self.idle.cancel()
+        for timer in (self.idle, self.deadline, self.lingering):
+            if timer is not None:
+                timer.cancel()
         if self.server_state is not None:
             self.server_state.connections.discard(self)
 
@@ -112,8 +148,13 @@ class RestProtocol(asyncio.Protocol):
 
     # httptools callbacks -----------------------------------------------------------
     def on_message_begin(self) -> None:
+        if self.discarding:
+            return
         self.current = _Request()
         self.size = 0
+        self.deadline = asyncio.get_running_loop().call_later(
+            self.request_timeout, self._timed_out, self.current
+        )
 
     def on_url(self, url: bytes) -> None:
         self.current.url += url
@@ -127,18 +168,50 @@ class RestProtocol(asyncio.Protocol):
             self.current.idempotency_key = value
         elif lowered == b"expect" and value.lower() == b"100-continue":
             assert self.transport is not None
-            if not self.current.too_large:
+            if not self.current.too_large and not self.discarding:
                 self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
+    def on_headers_complete(self) -> None:
+        if self.current.too_large:  # declared too large: answer now, never read the body
+            self._refuse(413, self._too_large_message())
+
     def on_body(self, body: bytes) -> None:
+        if self.discarding:
+            return
         self.size += len(body)
-        if self.size > self.max_body:
-            self.current.too_large = True
+        if self.size > self.max_body:  # a chunked body that grew too large
             self.current.body.clear()
-        elif not self.current.too_large:
+            self._refuse(413, self._too_large_message())
+        else:
             self.current.body.append(body)
 
+    def _too_large_message(self) -> bytes:
+        return b"Request body larger than %d KB\n" % (self.max_body // 1024)
+
+    def _timed_out(self, request: _Request) -> None:
+        self.deadline = None
+        if request is self.current and not self.discarding and not self.closing:
+            self._refuse(408, b"Request not received in time\n")
+
+    def _refuse(self, status: int, message: bytes) -> None:
+        """Answer the request still arriving with ``status``, in turn, then stop reading it."""
+        request = self.current
+        request.refusal = (status, message)
+        request.keep_alive = False
+        self.discarding = True
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+        self.pending.append(request)
+        if not self.busy:
+            self._next()
+
     def on_message_complete(self) -> None:
+        if self.discarding:
+            return  # already answered (413, 408)
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
         request = self.current
         if self.parser.should_upgrade():
             self.upgrade = request  # data_received hands the socket over
@@ -170,7 +243,7 @@ class RestProtocol(asyncio.Protocol):
         for name, value in request.headers:
             head += [name, b": ", value, b"\r\n"]
         head.append(b"\r\n")
-        connection = self.node.ws_protocol(server_state=self.server_state)
+        connection = self.services.websocket(server_state=self.server_state)
         connection.connection_made(transport)
         transport.set_protocol(connection)
         connection.data_received(b"".join(head))
@@ -180,7 +253,7 @@ class RestProtocol(asyncio.Protocol):
         while self.pending and not self.closing:
             request = self.pending.popleft()
             coro = self._serve(request)
-            if self.node.eager:
+            if self.services.eager:
                 waiting = start_eagerly(coro)
                 if waiting is None:
                     continue
@@ -197,8 +270,9 @@ class RestProtocol(asyncio.Protocol):
 
     def _resume(self, _: asyncio.Future[None]) -> None:
         self.busy = False
-        if self.closing and self.transport is not None:
-            self.transport.close()
+        if self.closing:
+            if self.transport is not None and self.lingering is None:
+                self.transport.close()
             return
         self._next()
 
@@ -207,6 +281,10 @@ class RestProtocol(asyncio.Protocol):
             self.transport.close()
 
     async def _serve(self, request: _Request) -> None:
+        if request.refusal is not None:
+            status, message = request.refusal
+            self._respond(status, message, b"text/plain", keep_alive=False)
+            return
         path_bytes, _, query = request.url.partition(b"?")
         path = unquote(path_bytes.decode("latin-1"))
         body = None if request.too_large else b"".join(request.body)
@@ -218,50 +296,34 @@ class RestProtocol(asyncio.Protocol):
     async def _answer(
         self, method: str, path: str, query: bytes, body: bytes | None, key: bytes | None = None
     ) -> tuple[int, bytes, bytes]:
-        prefix = self.node.prefix
-        local = path[len(prefix) :] if prefix and path.startswith(prefix) else path
-        if method == "GET" and local in ("/up", "/ready", "/metrics"):
-            return self._probe(local)
-        if not path.startswith(prefix + "/"):
-            return 404, b"Not found\n", b"text/plain"
+        local = strip_prefix(path, self.services.prefix)
+        probe = path if local is None else local  # probes answer at the root too
+        if method == "GET" and probe in PATHS:
+            return self.services.probes.answer(probe)
+        if local is None:
+            return 404, b"Not found\n", PLAIN
         return await self.rest.handle(method, path, query, body, key)
-
-    def _probe(self, path: str) -> tuple[int, bytes, bytes]:
-        node = self.node
-        if path == "/up":
-            return 200, b'{"health":"OK"}', b"application/json"
-        if path == "/ready":
-            status, body = readiness(node)
-            return status, orjson.dumps(body), b"application/json"
-        if not node.config.metrics.enabled:
-            return 404, b"Not found\n", b"text/plain"
-        return 200, node.metrics.render(), CONTENT_TYPE.encode()
 
     def _respond(self, status: int, payload: bytes, content_type: bytes, keep_alive: bool) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
             return
         close = not keep_alive or self.closing
-        transport.write(
-            b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n%s\r\n%s"
-            % (
-                status,
-                _REASONS.get(status, b"Error"),
-                content_type,
-                len(payload),
-                b"connection: close\r\n" if close else b"",
-                payload,
-            )
-        )
+        transport.write(response(status, payload, content_type, close))
         if close:
             self.closing = True
-            transport.close()
+            if self.discarding:
+                self._linger(transport)
+            else:
+                transport.close()
+
+    def _linger(self, transport: asyncio.Transport) -> None:
+        """Close after the client stops sending (or ``server.linger``'s bounds)."""
+        if transport.can_write_eof():
+            transport.write_eof()  # the answer is complete: tell the client now
+        self.lingering = Lingering(transport, None)
 
     def _fail(self, message: bytes) -> None:
-        self.closing = True
-        if self.transport is not None:
-            self.transport.write(
-                b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\n"
-                b"content-length: %d\r\nconnection: close\r\n\r\n%s\n" % (len(message) + 1, message)
-            )
-            self.transport.close()
+        """Answer 400 after the requests before it (the parser cannot go on), then close."""
+        self.current = _Request()
+        self._refuse(400, message + b"\n")

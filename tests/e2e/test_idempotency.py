@@ -7,6 +7,7 @@ copy is still on its way (the server delivers in publish order).
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pusher
 import pytest
@@ -24,7 +25,7 @@ async def listening(launch: Launch, channel: str) -> NodeClient:
     return client
 
 
-async def delivered(client: NodeClient, sdk: pusher.Pusher, channel: str, event: str) -> list:
+async def delivered(client: NodeClient, sdk: pusher.Pusher, channel: str, event: str) -> list[Any]:
     sdk.trigger(channel, "barrier", {})
     await client.event(channel, "barrier")
     return [e["data"] for e in client.seen(t="event", channel=channel, event=event)]

@@ -13,7 +13,7 @@ from pusherd.brokers.memory import MemoryBroker
 from pusherd.errors import ApiError
 from pusherd.metrics import Metrics
 from pusherd.server import idempotency as idempotency_module
-from pusherd.server.app import create_app, create_node
+from pusherd.server.app import build, create_app
 from pusherd.server.idempotency import Idempotency, check_key
 from tests.server.conftest import APP, Client, asgi_client, make_config, serve
 from tests.server.test_http_api import signed
@@ -121,9 +121,9 @@ def _signed_event(key_field: str | None = None) -> tuple[bytes, dict[str, str]]:
 
 async def test_idempotency_header_reaches_the_api_through_asgi() -> None:
     config = make_config()
-    node = create_node(config)
-    app = create_app(config, node)
-    await node.start()
+    parts = build(config)
+    app = create_app(config, parts)
+    await parts.node.start()
     try:
         async with asgi_client(app) as http:
             answers = []
@@ -138,10 +138,10 @@ async def test_idempotency_header_reaches_the_api_through_asgi() -> None:
                     )
                 )
     finally:
-        await node.stop(1.0)
+        await parts.node.stop(1.0)
 
     assert [(r.status_code, r.content) for r in answers] == [(200, b"{}"), (200, b"{}")]
-    assert b'idempotent_duplicates_total{app_id="12345"} 1.0' in node.metrics.render()
+    assert b'idempotent_duplicates_total{app_id="12345"} 1.0' in parts.metrics.render()
 
 
 async def test_idempotency_header_reaches_the_api_through_the_rest_fast_path() -> None:
@@ -178,7 +178,7 @@ async def test_idempotency_body_field_wins_over_the_header() -> None:
                     headers={"Idempotency-Key": header},
                 )
                 statuses.append(response.status_code)
-        rendered = running.node.metrics.render()
+        rendered = running.parts.metrics.render()
 
     assert statuses == [200, 200]
     assert b'idempotent_duplicates_total{app_id="12345"} 1.0' in rendered

@@ -1,13 +1,26 @@
-"""The HTTP/1.1 upgrade request head (RFC 6455 §4.2) as uvicorn replays it to us."""
+"""The WebSocket upgrade: the request head (RFC 6455 §4.2) and who may connect.
+
+``parse_request`` checks the HTTP side; ``admit`` applies Pusher's rules to the request
+(path, app key, protocol version, origin, drain and capacity) and names the close code of
+the first one that fails (Pusher protocol, "Error Codes" 4001–4009, 4100, 4200).
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
+from pusherd.apps.base import App
+from pusherd.errors import CloseCode, ConnectionError_
 from pusherd.protocol.frames import accept_key
+from pusherd.protocol.http import response, strip_prefix
+from pusherd.protocol.origins import origin_allowed
 
-__all__ = ["HandshakeError", "Request", "accept_response", "parse_request"]
+__all__ = ["HandshakeError", "Request", "accept_response", "admit", "parse_request"]
+
+_APP_PATH = re.compile(r"/app/([^/]+)/?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,12 +42,7 @@ class HandshakeError(Exception):
         self.extra = extra
 
     def response(self) -> bytes:
-        body = self.reason.encode() + b"\n"
-        phrase = {400: b"Bad Request", 426: b"Upgrade Required"}.get(self.status, b"Error")
-        return (
-            b"HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n"
-            b"connection: close\r\n%s\r\n%s" % (self.status, phrase, len(body), self.extra, body)
-        )
+        return response(self.status, self.reason.encode() + b"\n", close=True, extra=self.extra)
 
 
 # Lowercased "\r\nname:" of the headers read here, in the order parse_request unpacks.
@@ -107,3 +115,59 @@ def accept_response(key: str) -> bytes:
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Accept: " + accept_key(key).encode() + b"\r\n\r\n"
     )
+
+
+def admit(
+    request: Request,
+    prefix: str,
+    by_key: Callable[[str], App | None],
+    draining: bool,
+    full: bool,
+) -> App:
+    """Return the app a new socket connects to, if every check passes.
+
+    Args:
+        prefix: the configured path prefix ("" or "/something").
+        by_key: the app registry's lookup by key.
+        draining: the node is shutting down (4200: reconnect elsewhere).
+        full: the node holds ``max_connections`` sockets already (4100).
+
+    Raises:
+        ConnectionError_: with the Pusher close code of the first failed check.
+    """
+    path = strip_prefix(request.path, prefix)
+    match = None if path is None else _APP_PATH.fullmatch(path)
+    if match is None:
+        path = request.path if path is None else path
+        raise ConnectionError_(f"Path not found: {path[:100]}", CloseCode.PATH_NOT_FOUND)
+    app = by_key(match.group(1))
+    if app is None:
+        raise ConnectionError_(
+            f"Application does not exist: {match.group(1)[:64]}", CloseCode.APP_NOT_FOUND
+        )
+    if not app.enabled:
+        raise ConnectionError_("Application disabled", CloseCode.APP_DISABLED)
+    _check_protocol(request.query)
+    if not origin_allowed(request.origin, app.allowed_origins):
+        raise ConnectionError_(
+            f"Origin not allowed: {str(request.origin)[:100]}", CloseCode.UNAUTHORIZED
+        )
+    if draining:
+        raise ConnectionError_("Server is shutting down, reconnect", CloseCode.RECONNECT)
+    if full:
+        raise ConnectionError_("Over capacity", CloseCode.OVER_CAPACITY)
+    return app
+
+
+def _check_protocol(query: dict[str, str]) -> None:
+    raw = query.get("protocol")
+    if raw is None:
+        if "version" in query:
+            return  # the protocol is inferred from the library version (Pusher docs)
+        raise ConnectionError_("No protocol version supplied", CloseCode.NO_PROTOCOL)
+    if not raw.isdigit():
+        raise ConnectionError_("Invalid version string format", CloseCode.INVALID_VERSION)
+    if not 5 <= int(raw) <= 7:
+        raise ConnectionError_(
+            f"Unsupported protocol version {raw[:8]}", CloseCode.UNSUPPORTED_PROTOCOL
+        )
