@@ -97,8 +97,14 @@ def encode_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
 
 
 def text_frame(payload: bytes) -> bytes:
-    """Frame ``payload`` (UTF-8 JSON) as a single text frame."""
-    return encode_frame(Opcode.TEXT, payload)
+    """Frame ``payload`` (UTF-8 JSON) as a single text frame (``encode_frame``, inlined:
+    every message a socket gets is framed here, two per connect)."""
+    length = len(payload)
+    if length < 126:
+        return bytes((0x81, length)) + payload
+    if length < 65536:
+        return struct.pack("!BBH", 0x81, 126, length) + payload
+    return struct.pack("!BBQ", 0x81, 127, length) + payload
 
 
 def ping_frame(payload: bytes = b"") -> bytes:

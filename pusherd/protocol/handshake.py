@@ -21,6 +21,7 @@ from pusherd.protocol.origins import origin_allowed
 __all__ = ["HandshakeError", "Request", "accept_response", "admit", "parse_request"]
 
 _APP_PATH = re.compile(r"/app/([^/]+)/?")
+_ANY_ORIGIN = ("*",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +149,9 @@ def admit(
     if not app.enabled:
         raise ConnectionError_("Application disabled", CloseCode.APP_DISABLED)
     _check_protocol(request.query)
-    if not origin_allowed(request.origin, app.allowed_origins):
+    if app.allowed_origins != _ANY_ORIGIN and not origin_allowed(
+        request.origin, app.allowed_origins
+    ):
         raise ConnectionError_(
             f"Origin not allowed: {str(request.origin)[:100]}", CloseCode.UNAUTHORIZED
         )

@@ -129,7 +129,12 @@ class Connection(Writer):
         first: bytes,
     ) -> None:
         """Build the socket, corked behind ``first`` (the 101 response) until ``uncork``."""
-        super().__init__(services.max_buffer)
+        # Writer's fields, set here rather than through super().__init__: one call fewer
+        # per connect.
+        self.max_buffer = services.max_buffer
+        self.closing = False
+        self.closing_since = 0.0
+        self.close_code = 0
         self.services = services
         self.transport = transport
         self.app = app

@@ -58,7 +58,8 @@ class Sockets:
         self._observer = observer
         self._clock = clock
         self._spawn = spawn
-        self._ids = SocketIds()
+        #: A fresh socket id (bound here: it is called on every connect).
+        self.next_id = SocketIds().next
         # connection_established around the socket id, encoded once: ids are digits and
         # a dot, which JSON never escapes, so splicing one in gives encode_event's bytes.
         self._greeting = encode_event(
@@ -76,9 +77,6 @@ class Sockets:
         """Return the app of an upgrade request (raises ``ConnectionError_`` to refuse)."""
         full = 0 < self._max_connections <= len(self.connections)
         return admit(request, self._prefix, self._apps.by_key, self.draining, full)
-
-    def next_id(self) -> str:
-        return self._ids.next()
 
     def open(self, conn: Connection, request: Request) -> None:
         """Count ``conn`` and greet it (after a cluster-wide count for limited apps)."""
@@ -122,13 +120,13 @@ class Sockets:
         )
         session = conn.session
         leaves = session.leave_all()
-        membership = self._membership
+        leave = self._hub.leave
         for action in leaves:
-            membership.drop_local(conn, action.channel)
+            leave(app.id, action.channel, conn)
         for channel in conn.internal or ():
-            membership.drop_local(conn, channel)
+            leave(app.id, channel, conn)
         if leaves or session.user_id is not None or app.max_connections or conn.task:
-            self._spawn(membership.cleanup(conn, leaves, app))
+            self._spawn(self._membership.cleanup(conn, leaves, app))
 
     def shutdown(self) -> None:
         """Close every socket with 4200 (the node is draining)."""
