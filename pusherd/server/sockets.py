@@ -20,6 +20,7 @@ from pusherd.errors import BrokerError, CloseCode
 from pusherd.observer import Observer
 from pusherd.protocol.handshake import Request, admit
 from pusherd.protocol.idle import Verdict, idle_verdict
+from pusherd.protocol.ids import SocketIds
 from pusherd.protocol.messages import encode_event
 from pusherd.server.hub import Hub
 from pusherd.server.ports import Spawn
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from pusherd.server.connection import Connection
     from pusherd.server.membership import Membership
 
-__all__ = ["SocketIds", "Sockets"]
+__all__ = ["Sockets"]
 
 logger = logging.getLogger("pusherd.node")
 
@@ -59,7 +60,7 @@ class Sockets:
         self._clock = clock
         self._spawn = spawn
         #: A fresh socket id (bound here: it is called on every connect).
-        self.next_id = SocketIds().next
+        self.next_id = SocketIds(os.urandom).next
         # connection_established around the socket id, encoded once: ids are digits and
         # a dot, which JSON never escapes, so splicing one in gives encode_event's bytes.
         self._greeting = encode_event(
@@ -177,24 +178,3 @@ class Sockets:
                 conn.close(CloseCode.UNAUTHORIZED, "Connection not authorized within timeout")
             else:  # a close frame stuck behind unread bytes: give up on the handshake
                 conn.abort()
-
-
-class SocketIds:
-    """Socket ids ``\\d+\\.\\d+`` from the OS CSPRNG, made 256 at a time.
-
-    They are signed into channel auth strings, so they must not be guessable; one
-    ``getrandom`` per 256 connections keeps that cheap under connection churn.
-    """
-
-    def __init__(self) -> None:
-        self._ready: list[str] = []
-
-    def next(self) -> str:
-        ready = self._ready
-        if not ready:
-            pool = os.urandom(8 * 256)
-            for start in range(0, len(pool), 8):
-                high = int.from_bytes(pool[start : start + 4], "big")
-                low = int.from_bytes(pool[start + 4 : start + 8], "big")
-                ready.append(f"{high}.{low}")
-        return ready.pop()
