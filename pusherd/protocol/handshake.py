@@ -14,13 +14,25 @@ from urllib.parse import unquote_plus
 
 from pusherd.apps.base import App
 from pusherd.errors import CloseCode, ConnectionError_
-from pusherd.protocol.frames import accept_key
+from pusherd.protocol.frames import accept_key, close_frame, text_frame
 from pusherd.protocol.http import response, strip_prefix
+from pusherd.protocol.messages import encode_error
 from pusherd.protocol.origins import origin_allowed
 
-__all__ = ["HandshakeError", "Request", "accept_response", "admit", "parse_request"]
+__all__ = [
+    "HandshakeError",
+    "Request",
+    "accept_response",
+    "admit",
+    "is_upgrade",
+    "parse_request",
+    "refusal",
+]
+
+_UPGRADE = re.compile(rb"\r\nupgrade:[ \t]*websocket[ \t]*\r\n", re.IGNORECASE)
 
 _APP_PATH = re.compile(r"/app/([^/]+)/?")
+_ANY_ORIGIN = ("*",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +65,16 @@ _HEADERS = (
     b"\r\norigin:",
     b"\r\nx-forwarded-for:",
 )
+
+
+def is_upgrade(data: bytes) -> bool:
+    """True if ``data`` holds a whole ``GET`` head asking for ``Upgrade: websocket``."""
+    head_end = data.find(b"\r\n\r\n")
+    return (
+        data.startswith(b"GET ")
+        and head_end > 0
+        and _UPGRADE.search(data, 0, head_end + 2) is not None
+    )
 
 
 def parse_request(head: bytes) -> Request:
@@ -148,7 +170,9 @@ def admit(
     if not app.enabled:
         raise ConnectionError_("Application disabled", CloseCode.APP_DISABLED)
     _check_protocol(request.query)
-    if not origin_allowed(request.origin, app.allowed_origins):
+    if app.allowed_origins != _ANY_ORIGIN and not origin_allowed(
+        request.origin, app.allowed_origins
+    ):
         raise ConnectionError_(
             f"Origin not allowed: {str(request.origin)[:100]}", CloseCode.UNAUTHORIZED
         )
@@ -171,3 +195,16 @@ def _check_protocol(query: dict[str, str]) -> None:
         raise ConnectionError_(
             f"Unsupported protocol version {raw[:8]}", CloseCode.UNSUPPORTED_PROTOCOL
         )
+
+
+def refusal(accept: bytes, error: ConnectionError_) -> bytes:
+    """The 101, ``pusher:error`` and the close frame that refuse an upgrade, in one write.
+
+    Pusher refuses after the upgrade (pusher-js reads the code from the close frame, and
+    only a WebSocket can carry one).
+    """
+    return (
+        accept
+        + text_frame(encode_error(error.message, error.code))
+        + close_frame(error.code, error.message)
+    )

@@ -65,7 +65,8 @@ class Session:
         self.user_id: str | None = None
         self.user_info: object = None
         self.authorized = not app.enable_user_authentication
-        self._client_events = TokenBucket(app.max_client_events_per_second, now)
+        # Made on the first client event: most sockets never send one.
+        self._client_events: TokenBucket | None = None
 
     def __repr__(self) -> str:
         return f"Session(app={self.app.id!r}, socket_id={self.socket_id!r})"
@@ -271,7 +272,10 @@ class Session:
             )
         if len(message.event) > 200:
             raise ClientEventError("Client event name longer than 200 characters")
-        if not self._client_events.take(1, now):
+        bucket = self._client_events
+        if bucket is None:
+            bucket = self._client_events = TokenBucket(app.max_client_events_per_second, now)
+        if not bucket.take(1, now):
             raise ClientEventError(
                 "Client event rejected due to rate limit: at most "
                 f"{app.max_client_events_per_second} per second",

@@ -18,15 +18,19 @@ connect; the socket that stays in its first protocol pays none.
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from pusherd.errors import ConnectionError_
-from pusherd.protocol.frames import FrameParser, close_frame, text_frame
-from pusherd.protocol.handshake import HandshakeError, accept_response, parse_request
-from pusherd.protocol.messages import encode_error
+from pusherd.protocol.frames import FrameParser
+from pusherd.protocol.handshake import (
+    HandshakeError,
+    accept_response,
+    is_upgrade,
+    parse_request,
+    refusal,
+)
 from pusherd.server.connection import Connection, ConnectionServices
 from pusherd.server.linger import Lingering
 from pusherd.server.rest_protocol import RestProtocol, RestServices
@@ -34,7 +38,6 @@ from pusherd.server.sockets import Sockets
 
 __all__ = ["FrontDoor", "Upgrade", "Upgrades"]
 
-_UPGRADE = re.compile(rb"\r\nupgrade:[ \t]*websocket[ \t]*\r\n", re.IGNORECASE)
 _MAX_HEAD = 65536
 
 
@@ -75,16 +78,6 @@ class FrontDoor:
     def __call__(self, **kwargs: Any) -> Upgrade:
         """uvicorn's ``http=`` factory: the protocol of every new socket."""
         return Upgrade(self.upgrades, kwargs.get("server_state"), self, kwargs)
-
-    @staticmethod
-    def is_upgrade(data: bytes) -> bool:
-        """True if ``data`` holds a whole ``GET`` head asking for ``Upgrade: websocket``."""
-        head_end = data.find(b"\r\n\r\n")
-        return (
-            data.startswith(b"GET ")
-            and head_end > 0
-            and _UPGRADE.search(data, 0, head_end + 2) is not None
-        )
 
     def hand_off(self, upgrade: Upgrade, data: bytes, kwargs: dict[str, Any]) -> None:
         """Give the socket to the REST or HTTP protocol, starting with ``data``."""
@@ -147,7 +140,7 @@ class Upgrade(asyncio.Protocol):
             http, door = self._http, self._door
             if http is not None and door is not None:
                 self._http = None
-                if not door.is_upgrade(data):
+                if not is_upgrade(data):
                     door.hand_off(self, data, http)
                     return
             self._handshake(data)
@@ -189,13 +182,8 @@ class Upgrade(asyncio.Protocol):
         try:
             app = sockets.admit(request)
         except ConnectionError_ as exc:
-            # The 101, pusher:error and the close frame in one write, then a lingering
-            # close so that a client still sending does not turn them into a reset.
-            transport.write(
-                accept
-                + text_frame(encode_error(exc.message, exc.code))
-                + close_frame(exc.code, exc.message)
-            )
+            # Then a lingering close: a client still sending must not reset them away.
+            transport.write(refusal(accept, exc))
             self.lingering = Lingering(transport, FrameParser(upgrades.services.max_message_size))
             return
         services = upgrades.services

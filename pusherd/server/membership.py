@@ -71,9 +71,6 @@ class Membership:
         }
 
     # local index -------------------------------------------------------------------
-    async def _add_local(self, conn: Socket, channel: str) -> None:
-        await self.hub.join(conn.app.id, channel, conn)
-
     def drop_local(self, conn: Socket, channel: str) -> None:
         """Stop delivering ``channel`` to ``conn`` now (the cluster state follows later)."""
         self.hub.leave(conn.app.id, channel, conn)
@@ -96,7 +93,7 @@ class Membership:
         # indexed, until the replay (after subscription_succeeded) has gone out.
         catchup = self.history.begin(conn, app, channel) if app.history else None
         try:
-            await self._add_local(conn, channel)
+            await self.hub.join(app_id, channel, conn)
         except BrokerError:
             if catchup is not None:
                 self.history.cancel(conn, app_id, channel)
@@ -300,12 +297,12 @@ class Membership:
         app = conn.app
         user_channel = SERVER_TO_USER_PREFIX + action.user_id
         internal = conn.internal = [user_channel]
-        await self._add_local(conn, user_channel)
+        await self.hub.join(app.id, user_channel, conn)
         came_online = await self.broker.sign_in(app.id, action.user_id, conn.socket_id)
         if app.watchlist and action.watchlist:
             for user_id in action.watchlist:
                 internal.append(WATCHLIST_PREFIX + user_id)
-                await self._add_local(conn, WATCHLIST_PREFIX + user_id)
+                await self.hub.join(app.id, WATCHLIST_PREFIX + user_id, conn)
             online = await self.broker.online(app.id, action.watchlist)
             conn.send(transitions.watchlist_events(action.watchlist, online))
         if came_online and app.watchlist:

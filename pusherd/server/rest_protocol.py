@@ -107,6 +107,8 @@ class RestProtocol(asyncio.Protocol):
         self.max_body = self.rest.max_body
         self.request_timeout = self.rest.request_timeout
         self.deadline: asyncio.TimerHandle | None = None
+        # Between a request's first and last byte (its 408 clock runs only across reads).
+        self.receiving = False
         # After a refusal: input is read and dropped until EOF (see server.linger).
         self.discarding = False
         self.lingering: Lingering | None = None
@@ -131,6 +133,13 @@ class RestProtocol(asyncio.Protocol):
             self._switch_to_websocket()
         except httptools.HttpParserError:
             self._fail(b"invalid HTTP request")
+        else:
+            if self.receiving and self.deadline is None and not self.discarding:
+                # A request split across reads: nearly every one arrives whole, and pays
+                # for no timer.
+                self.deadline = asyncio.get_running_loop().call_later(
+                    self.request_timeout, self._timed_out, self.current
+                )
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
@@ -152,9 +161,7 @@ class RestProtocol(asyncio.Protocol):
             return
         self.current = _Request()
         self.size = 0
-        self.deadline = asyncio.get_running_loop().call_later(
-            self.request_timeout, self._timed_out, self.current
-        )
+        self.receiving = True
 
     def on_url(self, url: bytes) -> None:
         self.current.url += url
@@ -199,6 +206,7 @@ class RestProtocol(asyncio.Protocol):
         request.refusal = (status, message)
         request.keep_alive = False
         self.discarding = True
+        self.receiving = False
         if self.deadline is not None:
             self.deadline.cancel()
             self.deadline = None
@@ -207,6 +215,7 @@ class RestProtocol(asyncio.Protocol):
             self._next()
 
     def on_message_complete(self) -> None:
+        self.receiving = False
         if self.discarding:
             return  # already answered (413, 408)
         if self.deadline is not None:

@@ -20,6 +20,7 @@ from pusherd.errors import BrokerError, CloseCode
 from pusherd.observer import Observer
 from pusherd.protocol.handshake import Request, admit
 from pusherd.protocol.idle import Verdict, idle_verdict
+from pusherd.protocol.ids import SocketIds
 from pusherd.protocol.messages import encode_event
 from pusherd.server.history import ChannelHistory
 from pusherd.server.hub import Hub
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from pusherd.server.connection import Connection
     from pusherd.server.membership import Membership
 
-__all__ = ["SocketIds", "Sockets"]
+__all__ = ["Sockets"]
 
 logger = logging.getLogger("pusherd.node")
 
@@ -61,7 +62,8 @@ class Sockets:
         self._clock = clock
         self._spawn = spawn
         self._history = history
-        self._ids = SocketIds()
+        #: A fresh socket id (bound here: it is called on every connect).
+        self.next_id = SocketIds(os.urandom).next
         # connection_established around the socket id, encoded once: ids are digits and
         # a dot, which JSON never escapes, so splicing one in gives encode_event's bytes.
         self._greeting = encode_event(
@@ -79,9 +81,6 @@ class Sockets:
         """Return the app of an upgrade request (raises ``ConnectionError_`` to refuse)."""
         full = 0 < self._max_connections <= len(self.connections)
         return admit(request, self._prefix, self._apps.by_key, self.draining, full)
-
-    def next_id(self) -> str:
-        return self._ids.next()
 
     def open(self, conn: Connection, request: Request) -> None:
         """Count ``conn`` and greet it (after a cluster-wide count for limited apps)."""
@@ -125,13 +124,13 @@ class Sockets:
         )
         session = conn.session
         leaves = session.leave_all()
-        membership = self._membership
+        leave = self._hub.leave
         for action in leaves:
-            membership.drop_local(conn, action.channel)
+            leave(app.id, action.channel, conn)
         for channel in conn.internal or ():
-            membership.drop_local(conn, channel)
+            leave(app.id, channel, conn)
         if leaves or session.user_id is not None or app.max_connections or conn.task:
-            self._spawn(membership.cleanup(conn, leaves, app))
+            self._spawn(self._membership.cleanup(conn, leaves, app))
 
     def shutdown(self) -> None:
         """Close every socket with 4200 (the node is draining)."""
@@ -184,24 +183,3 @@ class Sockets:
                 conn.close(CloseCode.UNAUTHORIZED, "Connection not authorized within timeout")
             else:  # a close frame stuck behind unread bytes: give up on the handshake
                 conn.abort()
-
-
-class SocketIds:
-    """Socket ids ``\\d+\\.\\d+`` from the OS CSPRNG, made 256 at a time.
-
-    They are signed into channel auth strings, so they must not be guessable; one
-    ``getrandom`` per 256 connections keeps that cheap under connection churn.
-    """
-
-    def __init__(self) -> None:
-        self._ready: list[str] = []
-
-    def next(self) -> str:
-        ready = self._ready
-        if not ready:
-            pool = os.urandom(8 * 256)
-            for start in range(0, len(pool), 8):
-                high = int.from_bytes(pool[start : start + 4], "big")
-                low = int.from_bytes(pool[start + 4 : start + 8], "big")
-                ready.append(f"{high}.{low}")
-        return ready.pop()

@@ -10,7 +10,6 @@ import httpx
 
 from pusherd.protocol.messages import encode_event
 from pusherd.server.app import build
-from pusherd.server.sockets import SocketIds
 from tests.server.conftest import Client, Running, make_config, serve
 
 
@@ -149,14 +148,3 @@ def test_connection_established_is_spliced_byte_for_byte_as_encode_event_writes_
         assert head + socket_id.encode() + tail == encode_event(
             "pusher:connection_established", {"socket_id": socket_id, "activity_timeout": 37}
         )
-
-
-def test_socket_ids_are_two_random_unsigned_32_bit_numbers_and_never_repeat() -> None:
-    ids = SocketIds()
-    made = [ids.next() for _ in range(600)]  # more than two refills of 256
-    assert len(set(made)) == 600
-    for socket_id in made:
-        high, low = socket_id.split(".")
-        assert high.isdigit() and low.isdigit()
-        assert int(high) < 1 << 32 and int(low) < 1 << 32
-    assert len({socket_id.split(".")[0] for socket_id in made}) > 500
