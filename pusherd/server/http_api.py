@@ -200,20 +200,22 @@ class RestApi:
         key = event.idempotency_key
         if key is None and header_key is not None:
             key = check_key(header_key.decode("latin-1"))
-        if key is None:
-            return await self._publish_event(app, event)
-
-        async def publish() -> bytes:
-            return orjson.dumps(await self._publish_event(app, event))
-
-        return await self.idempotency.once(app, key, publish)
-
-    async def _publish_event(self, app: App, event: rest.Event) -> Any:
+        if key is not None:
+            return await self.idempotency.once(app, key, lambda: self._event_answer(app, event))
         self._rate_limit(app, len(event.channels))
         await self._publish(app, event)
         if event.info:
             return {"channels": {c: await self._info(app, c, event.info) for c in event.channels}}
         return {}
+
+    async def _event_answer(self, app: App, event: rest.Event) -> bytes:
+        """Publish a keyed event; return its answer as the bytes stored for the key."""
+        self._rate_limit(app, len(event.channels))
+        await self._publish(app, event)
+        if event.info:
+            info = {c: await self._info(app, c, event.info) for c in event.channels}
+            return orjson.dumps({"channels": info})
+        return b"{}"
 
     async def _batch_events(
         self, app: App, groups: tuple[str, ...], params: Any, body: bytes
