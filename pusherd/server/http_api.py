@@ -35,7 +35,7 @@ from pusherd.protocol.channels import CACHE_TTL, SERVER_TO_USER_PREFIX, channel_
 from pusherd.protocol.http import JSON, PLAIN, strip_prefix
 from pusherd.protocol.messages import encode_channel_event
 from pusherd.protocol.ratelimit import TokenBucket
-from pusherd.protocol.signing import parse_query, verify_request
+from pusherd.protocol.signing import parse_query
 
 __all__ = ["RestApi"]
 
@@ -133,7 +133,17 @@ class RestApi:
             if body is None:
                 raise self.too_large()
             params = parse_query(query_string.decode("latin-1"))
-            app = self._authenticate(endpoint, groups, method, path, params, body)
+            app = rest.authenticate(
+                self.apps,
+                endpoint,
+                groups,
+                method,
+                path,
+                params,
+                body,
+                self.wall_clock(),
+                self.window,
+            )
             result = await getattr(self, "_" + endpoint)(app, groups, params, body)
             status, payload, content_type = 200, orjson.dumps(result), JSON
         except ApiError as exc:
@@ -149,31 +159,6 @@ class RestApi:
         if _info.enabled:
             _info(f"rest {method} {endpoint} -> {status} ({elapsed * 1000:.1f} ms)")
         return status, payload, content_type
-
-    def _authenticate(
-        self,
-        endpoint: str,
-        groups: tuple[str, ...],
-        method: str,
-        path: str,
-        params: list[tuple[str, str]],
-        body: bytes,
-    ) -> App:
-        if endpoint == "terminate_by_key":
-            key = next((v for k, v in params if k.lower() == "auth_key"), "")
-            app = self.apps.by_key(key)
-            if app is None:
-                raise ApiError("Unknown auth_key", 401)
-        else:
-            app = self.apps.by_id(groups[0])
-            if app is None:
-                raise ApiError(f"Unknown app_id: {groups[0][:64]}", 404)
-        verify_request(
-            app.key, app.secret, method, path, params, body, self.wall_clock(), self.window
-        )
-        if not app.enabled:
-            raise ApiError("Application disabled", 403)
-        return app
 
     # endpoints ---------------------------------------------------------------------
     async def _events(self, app: App, groups: tuple[str, ...], params: Any, body: bytes) -> Any:
