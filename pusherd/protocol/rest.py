@@ -15,9 +15,11 @@ from typing import Any, Protocol
 
 import orjson
 
+from pusherd.apps.base import App, AppRegistry
 from pusherd.errors import ApiError
 from pusherd.protocol.channels import channel_kind, channel_name_error
 from pusherd.protocol.history import idempotency_key_error
+from pusherd.protocol.signing import verify_request
 
 __all__ = [
     "MAX_BATCH",
@@ -25,6 +27,7 @@ __all__ = [
     "MAX_EVENT_NAME",
     "ChannelStats",
     "Event",
+    "authenticate",
     "channel_info",
     "channel_param",
     "channel_query",
@@ -95,6 +98,38 @@ def match_route(method: str, path: str) -> tuple[str, tuple[str, ...]]:
                 return endpoint, found.groups()
             known = True
     raise ApiError("Not found", 405 if known else 404)
+
+
+def authenticate(
+    apps: AppRegistry,
+    endpoint: str,
+    groups: tuple[str, ...],
+    method: str,
+    path: str,
+    params: list[tuple[str, str]],
+    body: bytes,
+    now: float,
+    window: int,
+) -> App:
+    """Return the app a request is signed for (Pusher "Authenticating requests").
+
+    The app comes from the path, or for the Python SDK's ``/users/...`` call from
+    ``auth_key``; an unknown app is 404 (401 by key), a bad signature 401, a disabled
+    app 403.
+    """
+    if endpoint == "terminate_by_key":
+        key = next((v for k, v in params if k.lower() == "auth_key"), "")
+        app = apps.by_key(key)
+        if app is None:
+            raise ApiError("Unknown auth_key", 401)
+    else:
+        app = apps.by_id(groups[0])
+        if app is None:
+            raise ApiError(f"Unknown app_id: {groups[0][:64]}", 404)
+    verify_request(app.key, app.secret, method, path, params, body, now, window)
+    if not app.enabled:
+        raise ApiError("Application disabled", 403)
+    return app
 
 
 def json_object(body: bytes) -> dict[str, Any]:

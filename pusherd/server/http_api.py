@@ -36,7 +36,7 @@ from pusherd.protocol.history import history_page, match_rule
 from pusherd.protocol.http import JSON, PLAIN, strip_prefix
 from pusherd.protocol.messages import encode_channel_event
 from pusherd.protocol.ratelimit import TokenBucket
-from pusherd.protocol.signing import parse_query, verify_request
+from pusherd.protocol.signing import parse_query
 from pusherd.server.history import ChannelHistory
 from pusherd.server.idempotency import IDEMPOTENCY_HEADER, Idempotency, check_key
 
@@ -147,7 +147,17 @@ class RestApi:
             if body is None:
                 raise self.too_large()
             params = parse_query(query_string.decode("latin-1"))
-            app = self._authenticate(endpoint, groups, method, path, params, body)
+            app = rest.authenticate(
+                self.apps,
+                endpoint,
+                groups,
+                method,
+                path,
+                params,
+                body,
+                self.wall_clock(),
+                self.window,
+            )
             if endpoint == "events":
                 result = await self._events(app, body, idempotency_key)
             else:
@@ -168,31 +178,6 @@ class RestApi:
         if _info.enabled:
             _info(f"rest {method} {endpoint} -> {status} ({elapsed * 1000:.1f} ms)")
         return status, payload, content_type
-
-    def _authenticate(
-        self,
-        endpoint: str,
-        groups: tuple[str, ...],
-        method: str,
-        path: str,
-        params: list[tuple[str, str]],
-        body: bytes,
-    ) -> App:
-        if endpoint == "terminate_by_key":
-            key = next((v for k, v in params if k.lower() == "auth_key"), "")
-            app = self.apps.by_key(key)
-            if app is None:
-                raise ApiError("Unknown auth_key", 401)
-        else:
-            app = self.apps.by_id(groups[0])
-            if app is None:
-                raise ApiError(f"Unknown app_id: {groups[0][:64]}", 404)
-        verify_request(
-            app.key, app.secret, method, path, params, body, self.wall_clock(), self.window
-        )
-        if not app.enabled:
-            raise ApiError("Application disabled", 403)
-        return app
 
     # endpoints ---------------------------------------------------------------------
     async def _events(self, app: App, body: bytes, header_key: bytes | None) -> Any:

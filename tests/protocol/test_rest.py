@@ -76,3 +76,75 @@ def test_channel_info_reports_what_was_asked() -> None:
     cached = (b'{"event":"e","channel":"cache-c","data":"{}"}', 12.7)
     assert rest.channel_info(stats, {"cache"}, cached) == {"cache": {"data": "{}", "ttl": 12}}
     assert rest.channels_info({"c": stats}, {"user_count"}) == {"c": {"user_count": 2}}
+
+
+def test_authenticate_finds_the_app_by_path_or_auth_key_and_checks_the_signature() -> None:
+    import time as clock
+
+    from pusherd.apps.base import App
+    from pusherd.apps.static import StaticAppRegistry
+    from pusherd.protocol.signing import sign, string_to_sign
+    from pusherd.types import AppId, AppKey
+
+    app = App(id=AppId("1"), key=AppKey("k"), secret="s")
+    apps = StaticAppRegistry(
+        (app, App(id=AppId("2"), key=AppKey("off"), secret="s", enabled=False))
+    )
+    now = clock.time()
+    params = [("auth_key", "k"), ("auth_timestamp", str(int(now))), ("auth_version", "1.0")]
+    signed = [
+        *params,
+        ("auth_signature", sign("s", string_to_sign("GET", "/apps/1/channels", params))),
+    ]
+    assert (
+        rest.authenticate(
+            apps, "channels", ("1",), "GET", "/apps/1/channels", signed, b"", now, 600
+        )
+        is app
+    )
+    assert (
+        _status(
+            rest.authenticate,
+            apps,
+            "channels",
+            ("9",),
+            "GET",
+            "/apps/9/channels",
+            signed,
+            b"",
+            now,
+            600,
+        )
+        == 404
+    )
+    assert (
+        _status(
+            rest.authenticate,
+            apps,
+            "channels",
+            ("1",),
+            "GET",
+            "/apps/1/channels",
+            params,
+            b"",
+            now,
+            600,
+        )
+        == 401
+    )
+    by_key = [("auth_key", "nope")]
+    assert (
+        _status(
+            rest.authenticate,
+            apps,
+            "terminate_by_key",
+            ("u",),
+            "POST",
+            "/users/u/terminate_connections",
+            by_key,
+            b"",
+            now,
+            600,
+        )
+        == 401
+    )
