@@ -26,7 +26,7 @@ from pusherd.brokers.base import Envelope, EnvelopeKind
 from pusherd.errors import ApiError, BrokerError
 from pusherd.logs import InfoLine
 from pusherd.protocol.channels import SERVER_TO_USER_PREFIX, channel_kind, channel_name_error
-from pusherd.protocol.messages import encode_channel_event
+from pusherd.protocol.messages import encode_channel_event, load_json
 from pusherd.protocol.signing import parse_query, verify_request
 from pusherd.server.membership import CACHE_TTL
 from pusherd.server.node import Node
@@ -360,9 +360,9 @@ def _known_path(path: str) -> str | None:
 
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise ApiError("Invalid JSON body", 400) from None
+        value = load_json(body)
+    except ValueError as exc:
+        raise ApiError(f"Invalid JSON body: {exc}", 400) from None
     if not isinstance(value, dict):
         raise ApiError("The body must be a JSON object", 400)
     return value
