@@ -37,6 +37,7 @@ __all__ = [
 # after the server wraps a value in a few envelopes (presence hash, member, event).
 MAX_JSON_DEPTH = 64
 _DEEP = f"nested deeper than {MAX_JSON_DEPTH} levels"
+_DEEP_MESSAGE = f"Invalid message: JSON {_DEEP}"
 
 
 def load_json(raw: bytes | str) -> JSON:
@@ -52,14 +53,17 @@ def load_json(raw: bytes | str) -> JSON:
         raise ValueError(
             _DEEP if str(exc).startswith("depth limit") else "not valid JSON"
         ) from None
-    # Fewer brackets than the limit cannot nest that deep: the usual, C-speed answer.
-    if isinstance(raw, str):
-        brackets = raw.count("{") + raw.count("[")
-    else:
-        brackets = raw.count(b"{") + raw.count(b"[")
-    if brackets > MAX_JSON_DEPTH and _deeper_than(value, MAX_JSON_DEPTH):
+    if _brackets(raw) > MAX_JSON_DEPTH and _deeper_than(value, MAX_JSON_DEPTH):
         raise ValueError(_DEEP)
     return value
+
+
+def _brackets(raw: bytes | str) -> int:
+    """Count ``{`` and ``[``: fewer than the limit cannot nest that deep (C speed)."""
+    if type(raw) is bytes:
+        return raw.count(b"{") + raw.count(b"[")
+    assert isinstance(raw, str)
+    return raw.count("{") + raw.count("[")
 
 
 def _deeper_than(value: JSON, limit: int) -> bool:
@@ -111,12 +115,15 @@ def parse_client_message(raw: bytes | str) -> ClientMessage:
             is nested deeper than ``MAX_JSON_DEPTH``, or ``channel`` is present and not
             a string.
     """
+    # load_json, inlined: this runs for every client frame.
     try:
-        message = load_json(raw)
-    except ValueError as exc:
-        if str(exc) == _DEEP:
-            raise PusherError(f"Invalid message: JSON {_DEEP}") from None
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit"):
+            raise PusherError(_DEEP_MESSAGE) from None
         raise PusherError("Invalid JSON: messages must be JSON objects") from None
+    if _brackets(raw) > MAX_JSON_DEPTH and _deeper_than(message, MAX_JSON_DEPTH):
+        raise PusherError(_DEEP_MESSAGE)
     if not isinstance(message, dict):
         raise PusherError("Invalid message: messages must be JSON objects")
     event = message.get("event")

@@ -267,7 +267,8 @@ class Session:
             raise ClientEventError("Client events need a channel")
         if channel not in self.channels:
             raise ClientEventError(
-                f"Cannot broadcast client event (connection not subscribed to channel {channel})"
+                "Cannot broadcast client event (connection not subscribed to channel "
+                f"{channel[:200]})"
             )
         kind = channel_kind(channel)
         if not kind.allows_client_events:

@@ -203,7 +203,7 @@ def _unsubscribe_channel_ok(message: object, before: dict[str, object]) -> bool:
     )
 
 
-@share(1.0)
+@share(0.5)
 @given(st.lists(frames, min_size=1, max_size=12), st.booleans())
 def test_session_handles_sequences_of_hostile_messages(messages: list[str], enabled: bool) -> None:
     app = replace(APP, enable_client_messages=enabled, enable_user_authentication=not enabled)
@@ -212,7 +212,7 @@ def test_session_handles_sequences_of_hostile_messages(messages: list[str], enab
         handle(session, raw, index * 0.5)
 
 
-@share(1.0)
+@share(0.5)
 @given(
     st.lists(st.sampled_from(CHANNELS[:7]), min_size=1, max_size=4),
     st.lists(client_events(), max_size=8),
