@@ -151,8 +151,10 @@ class Session:
         if not auth_matches(key, secret, string, auth):
             given = auth if isinstance(auth, str) else ""
             raise SubscriptionError(
+                # The string is echoed for debugging, cut so a huge channel_data is not
+                # sent back twice (subscription_error and pusher:error).
                 "Invalid signature: Expected HMAC SHA256 hex digest of "
-                f"{string}, but got {given.partition(':')[2][:80]}",
+                f"{_cut(string, 1000)}, but got {given.partition(':')[2][:80]}",
                 channel,
                 401,
                 CloseCode.UNAUTHORIZED,
@@ -309,3 +311,7 @@ class Session:
             return False
         self._tokens = tokens - 1.0
         return True
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"

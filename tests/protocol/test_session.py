@@ -729,3 +729,12 @@ def test_session_subscribe_with_non_string_auth_is_refused(auth: Any) -> None:
         _subscribe(_session(), "private-chat", auth=auth)
     assert info.value.status == 401
     assert info.value.message.endswith("but got ")
+
+
+def test_session_bad_signature_echo_of_a_huge_channel_data_is_cut() -> None:
+    channel_data = '{"user_id":"1","user_info":"' + "x" * 50_000 + '"}'
+    with pytest.raises(SubscriptionError) as info:
+        _subscribe(_session(), "presence-room", auth="app-key:0", channel_data=channel_data)
+    assert info.value.status == 401
+    assert f"of {SOCKET_ID}:presence-room:" + '{"user_id":"1"' in info.value.message
+    assert len(info.value.message) < 1200
