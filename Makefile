@@ -7,7 +7,7 @@ JS_STAMP := tests/js/node_modules/.installed-stamp
 APT_UPDATED := /tmp/.pusherd-apt-updated
 PYTEST_ARGS ?=
 
-.PHONY: install run test unit check lint typecheck format system-deps js-deps bench clean
+.PHONY: install run test unit check fuzz lint typecheck format system-deps js-deps bench clean
 
 # The pure, fast tests: no server, no Redis, no Node, no browser (seconds).
 UNIT_TESTS := tests/protocol tests/apps tests/test_config.py tests/test_errors.py \
@@ -63,6 +63,10 @@ format: install
 
 test: install system-deps js-deps lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The property-based fuzzers with the long hypothesis profile (tests/fuzz_profiles.py).
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -m fuzz --timeout=3600 -q $(PYTEST_ARGS)
 
 bench: install
 	$(PY) -m bench.compare
