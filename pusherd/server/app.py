@@ -17,7 +17,7 @@ from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from pusherd.apps.static import StaticAppRegistry
-from pusherd.brokers import create_broker
+from pusherd.brokers import broker_for
 from pusherd.config import Config
 from pusherd.metrics import Metrics
 from pusherd.server import health
@@ -33,14 +33,7 @@ def create_node(config: Config) -> Node:
     """Build a node and its collaborators from ``config`` (nothing is started)."""
     scaling = config.scaling
     metrics = Metrics(prefix=config.metrics.prefix, node_id=scaling.node_id)
-    broker = create_broker(
-        scaling.driver,
-        url=scaling.redis_url,
-        node_id=scaling.node_id,
-        heartbeat_interval=scaling.heartbeat_interval,
-        node_timeout=scaling.node_timeout,
-        metrics=metrics,
-    )
+    broker = broker_for(scaling, metrics)
     webhooks = WebhookSender(config.webhooks, metrics)
     return Node(config, StaticAppRegistry(config.apps), broker, metrics, webhooks)
 

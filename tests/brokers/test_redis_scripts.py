@@ -324,7 +324,7 @@ async def test_reaper_spares_live_nodes_and_drops_a_named_one_at_once(cluster: C
     app = cluster.app()
     await _populate(cluster, app)
     a, b = cluster.node("a"), cluster.node("b")
-    await b.listening(True)
+    await b.listening("server-1")
     assert await a.reap() == []  # every heartbeat is alive
     assert sorted(await a.channels(app, "")) == [("presence-shared", 3, 2), ("solo-b", 1, 0)]
     # a graceful close drops the node although its heartbeat has not expired

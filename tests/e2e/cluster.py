@@ -54,7 +54,10 @@ TIMEOUT = 2.0  # node_timeout
 WAIT = 5.0  # every wait for something that must happen gives up after this
 
 
-def node_config(redis_url: str, node_id: str, apps: list[dict[str, Any]]) -> dict[str, Any]:
+def node_config(
+    redis_url: str, node_id: str, apps: list[dict[str, Any]], **scaling: Any
+) -> dict[str, Any]:
+    """A node's config; ``scaling`` adds or replaces ``[scaling]`` keys (prefix, driver…)."""
     return {
         "scaling": {
             "driver": "redis",
@@ -62,6 +65,7 @@ def node_config(redis_url: str, node_id: str, apps: list[dict[str, Any]]) -> dic
             "node_id": node_id,
             "heartbeat_interval": INTERVAL,
             "node_timeout": TIMEOUT,
+            **scaling,
         },
         "webhooks": {"delay": 0, "batch_window_ms": 10},
         "server": {"shutdown_grace": 2.0},
