@@ -104,7 +104,9 @@ class RedisBroker:
         self._sentinel = self.target.sentinel()
         self._client = self.target.command_client(self._sentinel)
         self.keys = KeySpace.for_prefix(prefix, cluster=self.target.cluster)
-        self._scripts = NodeScripts(self._client, self.node_id, _ms(node_timeout), self.keys)
+        self._scripts = NodeScripts(
+            self._client, self.node_id, _ms(node_timeout), self.keys, self.target.node_client
+        )
         self._mirror = Mirror()
         self._reaped: ReapedFn | None = None
         idle = max(node_timeout, 3 * heartbeat_interval)
@@ -196,6 +198,7 @@ class RedisBroker:
             except _FAILURES as exc:
                 logger.warning("could not remove this node's state from redis: %s", exc)
         self._mirror = Mirror()
+        await self._scripts.aclose()
         await self._client.aclose()
         await self._pubsub.disconnect()
         if self._sentinel is not None:

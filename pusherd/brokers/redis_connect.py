@@ -122,6 +122,8 @@ class RedisTarget:
         sentinel_kwargs: dict[str, Any] = {
             "socket_connect_timeout": _CONNECT_TIMEOUT,
             "socket_timeout": _COMMAND_TIMEOUT,
+            # no retries with backoff on one Sentinel: the next one in the list is asked
+            "retry": Retry(NoBackoff(), 0),
         }
         if self.sentinel_password:
             sentinel_kwargs["password"] = self.sentinel_password
@@ -192,6 +194,21 @@ class RedisTarget:
             self.url,
             socket_connect_timeout=_CONNECT_TIMEOUT,
             **{**self._auth(), **self._tls(), **options},
+        )
+
+    def node_client(self, host: str, port: int) -> Redis:
+        """A plain client for one Redis Cluster node (for single-slot transactions)."""
+        options: dict[str, Any] = {**self._auth()}
+        options.pop("db", None)
+        if self.uses_tls:
+            options.update(ssl=True, **self._tls())
+        return Redis(
+            host=host,
+            port=port,
+            socket_connect_timeout=_CONNECT_TIMEOUT,
+            socket_timeout=_COMMAND_TIMEOUT,
+            retry=Retry(NoBackoff(), 1),
+            **options,
         )
 
     def node_pool(self, host: str, port: int) -> ConnectionPool:

@@ -33,12 +33,14 @@ them and the prefix; that is why all keys share one slot on Redis Cluster.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Any, TypeAlias
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 
 from pusherd.protocol.presence import Member
 from pusherd.types import JSON
@@ -127,6 +129,7 @@ class NodeScripts:
         node_id: str,
         node_timeout_ms: int,
         keys: KeySpace = KeySpace(),
+        node_client: Callable[[str, int], Redis] | None = None,
     ) -> None:
         source = files("pusherd.brokers") / "lua"
         self._scripts = {
@@ -137,6 +140,10 @@ class NodeScripts:
         self._node = node_id
         self._ttl = node_timeout_ms
         self.keys = keys
+        # Redis Cluster: a plain client per master, for the one-transaction ``reset``
+        # (a cluster pipeline refuses EVALSHA); every key is in one slot, so one master
+        self._node_client = node_client
+        self._node_clients: dict[tuple[str, int], Redis] = {}
         self._items = keys.key("items", node_id)
         self._beat = [keys.key("node", node_id), keys.nodes]
         self._listen = keys.key("listen", node_id)
@@ -304,16 +311,32 @@ class NodeScripts:
         ]
         calls += [self._add_connection(app, socket, 0) for app, socket in mirror.connections]
         calls += [self._sign_in(*entry) for entry in mirror.users]
-        if isinstance(self._client, RedisCluster):
-            # a cluster pipeline does not load missing scripts itself (EVALSHA would fail
-            # inside the transaction): load them on every master first
-            for name in {call[0] for call in calls}:
-                await self._client.script_load(self._scripts[name].script)
-        async with self._client.pipeline(transaction=True) as pipe:
+        async with self._transaction_client().pipeline(transaction=True) as pipe:
             for name, keys, args in calls:
-                await self._scripts[name](keys=keys, args=args, client=pipe)  # type: ignore[arg-type]
+                await self._scripts[name](keys=keys, args=args, client=pipe)
             results = await pipe.execute()
         return _events(results[0])
+
+    def _transaction_client(self) -> Redis:
+        """The client a multi-script transaction runs on (the slot's master on a cluster)."""
+        if not isinstance(self._client, RedisCluster):
+            return self._client
+        if self._node_client is None:
+            raise RuntimeError("NodeScripts on Redis Cluster needs node_client")
+        node = self._client.get_node_from_key(self.keys.nodes)
+        if node is None:
+            raise RedisClusterException("no master serves the slot of pusherd's keys")
+        address = (node.host, int(node.port))
+        client = self._node_clients.get(address)
+        if client is None:
+            client = self._node_clients[address] = self._node_client(*address)
+        return client
+
+    async def aclose(self) -> None:
+        """Close the per-master clients ``reset`` opened (Redis Cluster)."""
+        clients, self._node_clients = self._node_clients, {}
+        for client in clients.values():
+            await client.aclose()
 
 
 def _events(flat: list[bytes]) -> list[tuple[str, str, str, str | None]]:
