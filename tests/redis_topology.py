@@ -310,7 +310,8 @@ class ClusterTopology(Topology):
         wait_for(self.healthy, what="the redis cluster to be ready")
 
     def healthy(self) -> bool:
-        """Every running node says the cluster is ok and sees 3 masters with slots."""
+        """Every running node says the cluster is ok and sees 3 masters with slots, and
+        every replica has synced with its master (only a synced one can take over)."""
         for server in self.servers:
             if not server.running:
                 continue
@@ -318,6 +319,9 @@ class ClusterTopology(Topology):
                 info = client.cluster("INFO")
                 if info.get("cluster_state") != "ok" or int(info["cluster_size"]) < 3:
                     return False
+                replication = client.info("replication")
+            if replication["role"] == "slave" and replication["master_link_status"] != "up":
+                return False
         return True
 
     def masters(self) -> list[RedisServer]:
@@ -348,6 +352,11 @@ class ClusterTopology(Topology):
         with self.client() as client:
             client.flushall(target_nodes=SyncRedisCluster.PRIMARIES)
             client.execute_command("SCRIPT", "FLUSH", target_nodes=SyncRedisCluster.ALL_NODES)
+
+    def owner(self, name: str) -> int:
+        """The port of the master that owns the slot of ``name`` now."""
+        with self.client() as client:
+            return int(client.get_node_from_key(name).port)
 
     def shard_listeners(self, name: str) -> dict[int, int]:
         """``PUBSUB SHARDNUMSUB name`` on every master: port -> subscribers."""

@@ -140,6 +140,8 @@ class RedisBroker:
             metrics,
         )
         self._state_ok = False
+        self._had_state = False  # a heartbeat succeeded once
+        self._reap_after = 0.0  # loop time before which this node does not reap
         # the first beat drops whatever a previous process with this node id left
         self._restore_needed = True
         self._tasks: list[asyncio.Task[None]] = []
@@ -395,12 +397,18 @@ class RedisBroker:
         if self._restore_needed:
             await self._restore()
             self._restore_needed = False
-        self._state_ok = True
+        loop = asyncio.get_running_loop()
+        if not self._state_ok and self._had_state:
+            # back after an outage (a restart, a failover): the peers were most likely cut
+            # off too, and their heartbeats may have lapsed meanwhile; give them one node
+            # timeout to beat again before reaping anyone
+            self._reap_after = loop.time() + self._timeout
+        self._state_ok = self._had_state = True
         # peers wait for this node's mark before re-publishing after an outage
         nodes = await self._scripts.listening(self._pubsub.server_id)
         if not self._replay.pending:  # frozen during an outage: Redis may have lost them
             self._replay.peers = nodes - {self.node_id}
-        if await self._client.set(
+        if loop.time() >= self._reap_after and await self._client.set(
             self.keys.reaper, self.node_id, nx=True, px=_ms(self._interval * 0.8)
         ):
             for app, kind, channel, user in await self._scripts.reap():

@@ -107,6 +107,18 @@ class RedisTarget:
             options["password"] = self.password
         return options
 
+    def _address(self) -> tuple[str, int]:
+        parts = urlsplit(self.url)
+        return parts.hostname or "127.0.0.1", parts.port or 6379
+
+    def _url_options(self) -> dict[str, Any]:
+        """Connection options of the URL, with the password override and TLS settings
+        (redis-py's ``from_url`` would let the URL's password win over an override)."""
+        options = {**parse_url(self.url), **self._auth()}
+        if self.uses_tls:
+            options.update(self._tls())
+        return options
+
     def _tls(self) -> dict[str, Any]:
         return self.tls.kwargs() if self.uses_tls else {}
 
@@ -158,17 +170,19 @@ class RedisTarget:
                 **{**self._sentinel_options(), **common},
             )
         if self.cluster:
-            options = {**self._auth(), **self._tls(), **common}
+            options = {**self._auth(), **common}
             options.pop("db", None)  # Redis Cluster has database 0 only
-            return RedisCluster.from_url(self.url, max_connections=_POOL_SIZE, **options)
+            if self.uses_tls:
+                options.update(ssl=True, **self._tls())
+            host, port = self._address()
+            return RedisCluster(host=host, port=port, max_connections=_POOL_SIZE, **options)
         # bounded: a burst of subscribes waits for a connection instead of opening one
         # per in-flight command (or failing with MaxConnectionsError past 100)
-        pool = BlockingConnectionPool.from_url(
-            self.url,
+        pool = BlockingConnectionPool(
             max_connections=_POOL_SIZE,
             timeout=_COMMAND_TIMEOUT,
             retry=Retry(NoBackoff(), 1),
-            **{**self._auth(), **self._tls(), **common},
+            **{**self._url_options(), **common},
         )
         return Redis.from_pool(pool)
 
@@ -190,10 +204,8 @@ class RedisTarget:
                 is_master=True,
                 **{**self._sentinel_options(), **options},
             )
-        return ConnectionPool.from_url(
-            self.url,
-            socket_connect_timeout=_CONNECT_TIMEOUT,
-            **{**self._auth(), **self._tls(), **options},
+        return ConnectionPool(
+            socket_connect_timeout=_CONNECT_TIMEOUT, **{**self._url_options(), **options}
         )
 
     def node_client(self, host: str, port: int) -> Redis:

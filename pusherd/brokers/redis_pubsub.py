@@ -251,7 +251,7 @@ class RedisPubSub:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if not self.failed:
+                if not self.failed and self._retry:  # else its owner reports it
                     logger.warning("redis subscriber connection failed: %s", exc)
                 self.failed = True
                 for name in list(self._pending):
