@@ -130,10 +130,12 @@ class Topology:
 class SingleTopology(Topology):
     kind = "single"
 
-    def __init__(self) -> None:
+    def __init__(self, server: RedisServer | None = None) -> None:
+        """Start a server, or describe ``server`` (started and closed by its owner)."""
         super().__init__()
-        self.server = RedisServer()
-        self.servers.append(self.server)
+        self.server = server if server is not None else RedisServer()
+        if server is None:
+            self.servers.append(self.server)
         self.server.start()
 
     @property

@@ -27,6 +27,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.conftest import DRIVER, JS_DIR, NodeClient, Target, close_sdk, make_sdk
+from tests.redis_topology import Topology
 from tests.server.conftest import private_auth, user_auth
 from tests.server_process import ServerProcess, ServerStartError
 
@@ -37,6 +38,7 @@ __all__ = [
     "WAIT",
     "Client",
     "close_sdk",
+    "deployment_config",
     "http_get",
     "launch_js",
     "node_config",
@@ -71,6 +73,14 @@ def node_config(
         "server": {"shutdown_grace": 2.0},
         "apps": apps,
     }
+
+
+def deployment_config(
+    deployment: Topology, node_id: str, apps: list[dict[str, Any]], **scaling: Any
+) -> dict[str, Any]:
+    """``node_config`` for a node on ``deployment`` (its driver, URL, TLS, sentinels)."""
+    settings = {**deployment.scaling(), **scaling}
+    return node_config(settings.pop("redis_url"), node_id, apps, **settings)
 
 
 def start_nodes(configs: Iterable[dict[str, Any]]) -> list[ServerProcess]:
