@@ -42,6 +42,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from pusherd.brokers.base import ChannelStats, DeliverFn, Envelope, PresenceJoin, Reaped, ReapedFn
 from pusherd.brokers.redis_connect import RedisTarget
 from pusherd.brokers.redis_pubsub import (
+    BACKOFF,
     REPLAY_LIMIT,
     RedisPubSub,
     Replay,
@@ -133,7 +134,8 @@ class RedisBroker:
             self.node_id,
             replay_limit,
             lambda: self._pubsub.ok,
-            node_timeout,
+            # a live peer resubscribes within its reconnect backoff after Redis is back
+            node_timeout + 2 * BACKOFF[1],
             self._scripts.listeners,
             lambda: self._pubsub.server_id,
             prefix,

@@ -34,6 +34,7 @@ from pusherd.errors import BrokerError
 from pusherd.metrics import Metrics
 
 __all__ = [
+    "BACKOFF",
     "REPLAY_LIMIT",
     "RedisPubSub",
     "Replay",
@@ -45,7 +46,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _SUBSCRIBE_TIMEOUT = 5.0
-_BACKOFF = (0.05, 2.0)  # reconnect delay: first, cap
+BACKOFF = (0.05, 2.0)  # reconnect delay: first, cap
 _FAILURES = (RedisError, OSError, TimeoutError)
 _ORIGIN = 0x80
 REPLAY_LIMIT = 10_000  # envelopes kept for re-publishing after an outage
@@ -224,7 +225,7 @@ class RedisPubSub:
 
     async def run(self) -> None:
         """The reader task: until ``closed``, keep one connection subscribed and read it."""
-        delay = _BACKOFF[0]
+        delay = BACKOFF[0]
         while not self.closed:
             conn: AbstractConnection = self._pool.make_connection()  # type: ignore[no-untyped-call]
             try:
@@ -244,7 +245,7 @@ class RedisPubSub:
                 if self.failed:
                     logger.info("redis subscriber connection restored")
                 self.ok, self.failed = True, False
-                delay = _BACKOFF[0]
+                delay = BACKOFF[0]
                 self._on_ready()
                 while True:
                     self._on_response(await conn.read_response(timeout=self._idle))
@@ -262,7 +263,7 @@ class RedisPubSub:
             if not self._retry:
                 return
             await asyncio.sleep(delay)
-            delay = min(delay * 2, _BACKOFF[1])
+            delay = min(delay * 2, BACKOFF[1])
 
     def _on_response(self, response: Any) -> None:
         if not isinstance(response, list) or len(response) != 3:
@@ -299,7 +300,8 @@ class Replay:
         peer_wait: seconds to wait, before re-publishing, for every known peer (``peers``,
             kept up to date by the heartbeat) to be listening again: after Redis restarted,
             a peer whose subscriber reconnects later would miss the replay. A peer
-            that does not come back within ``peer_wait`` (the node timeout) is dead.
+            that does not come back within ``peer_wait`` (the node timeout, plus two
+            reconnect delays for a peer whose backoff grew during a failover) is dead.
             A peer is listening again when its mark (``listeners``) names the same Redis
             servers as this node's subscriber (``server_id``): after a failover the new
             master holds marks replicated from the old one, which do not count.

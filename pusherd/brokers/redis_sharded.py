@@ -25,7 +25,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from pusherd.brokers.base import DeliverFn
 from pusherd.brokers.redis_connect import RedisTarget
-from pusherd.brokers.redis_pubsub import _BACKOFF, RedisPubSub, pubsub_name
+from pusherd.brokers.redis_pubsub import BACKOFF, RedisPubSub, pubsub_name
 from pusherd.errors import BrokerError
 
 __all__ = ["ShardedPubSub"]
@@ -160,7 +160,7 @@ class ShardedPubSub:
 
     async def run(self) -> None:
         """Until ``closed``: build the readers, run them, rebuild when one fails."""
-        delay = _BACKOFF[0]
+        delay = BACKOFF[0]
         while not self.closed:
             tasks: list[asyncio.Task[None]] = []
             try:
@@ -169,7 +169,7 @@ class ShardedPubSub:
                 tasks = [asyncio.create_task(reader.run()) for reader in self._readers.values()]
                 await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 if self._up:  # had been up: start over quickly
-                    delay = _BACKOFF[0]
+                    delay = BACKOFF[0]
                 raise BrokerError("a redis cluster subscriber connection failed")
             except asyncio.CancelledError:
                 raise
@@ -188,4 +188,4 @@ class ShardedPubSub:
                     with contextlib.suppress(Exception):
                         await reader.disconnect()
             await asyncio.sleep(delay)
-            delay = min(delay * 2, _BACKOFF[1])
+            delay = min(delay * 2, BACKOFF[1])
