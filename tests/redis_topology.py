@@ -16,6 +16,7 @@ per session, on first use, and stops them all at the end.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -381,6 +382,15 @@ _MAKERS: dict[str, Callable[[], Topology]] = {
 }
 
 
+def _server_major() -> int:
+    """The major version of the installed redis-server (``Redis server v=7.0.15 …``)."""
+    out = subprocess.run(
+        ["redis-server", "--version"], capture_output=True, text=True, timeout=10, check=True
+    ).stdout
+    found = re.search(r"v=(\d+)\.", out)
+    return int(found.group(1)) if found else 0
+
+
 class Topologies:
     """Each kind started once, on first ``get``; ``close`` stops them all."""
 
@@ -392,6 +402,8 @@ class Topologies:
             pytest.skip("redis-server or redis-cli is not installed")
         if kind == "tls" and shutil.which("openssl") is None:
             pytest.skip("openssl is not installed")
+        if kind == "cluster" and _server_major() < 7:
+            pytest.skip("sharded pub/sub needs redis-server 7 or later")
         if kind not in self._started:
             self._started[kind] = _MAKERS[kind]()
         return self._started[kind]

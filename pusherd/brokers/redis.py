@@ -1,8 +1,12 @@
 """The Redis broker: several pusherd nodes share channels, presence and users.
 
+- **Topologies** (``pusherd.brokers.redis_connect.RedisTarget``): one server, a
+  Sentinel-managed master, or Redis Cluster; TLS and passwords on each. Every key and
+  pub/sub channel starts with the ``prefix``.
 - **Fan-out**: one Redis pub/sub channel per (app, Pusher channel), read by
   ``pusherd.brokers.redis_pubsub.RedisPubSub`` (one connection per node, re-subscribed
-  after every reconnect).
+  after every reconnect); on Redis Cluster sharded pub/sub through
+  ``pusherd.brokers.redis_sharded.ShardedPubSub`` (one connection per master).
 - **Shared state** lives in Redis and is changed by the Lua scripts of
   ``pusherd.brokers.redis_scripts``. Every entry is listed in the adding node's item set,
   so a dead node's entries can be removed at once.
@@ -16,10 +20,14 @@
   connection) is down, it delivers the envelope locally at once and keeps it in a bounded
   replay buffer. Once the subscriber is back with every channel, the buffer is published
   in order, marked with this node's id so that only the other nodes deliver it; new
-  publishes queue behind it until it is empty.
+  publishes queue behind it until it is empty. The replay waits until every peer's
+  listening mark names the server(s) this node's subscriber is on (their ``run_id``), so
+  after a failover marks replicated from the old master do not count. A node back from an
+  outage reaps no peer for one node timeout: their heartbeats lapsed in the same outage.
 - **Rebuild**: a local mirror of what this node added is written back in one transaction
   when the node finds itself unregistered (Redis restarted empty, or this node was reaped
-  while cut off) or after a mutation failed. Mutations wait meanwhile, so a restore never
+  while cut off), after a mutation failed, or after a failed heartbeat (a failover may
+  have lost the old master's last writes). Mutations wait meanwhile, so a restore never
   resurrects an entry removed concurrently.
 """
 
