@@ -19,6 +19,7 @@ and whether the server certificate is verified. A ``password`` given here (from
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -66,6 +67,24 @@ class RedisTls:
 
 class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
     """A Sentinel-managed pool that waits for a free connection instead of opening more."""
+
+
+class _BoundedCluster(RedisCluster):
+    """A cluster client with at most ``_POOL_SIZE`` commands in flight.
+
+    redis-py's cluster nodes raise ``MaxConnectionsError`` past ``max_connections``
+    instead of waiting; here a burst (hundreds of sockets subscribing at once) waits for
+    a free slot, and pipelines keep ``_POOL_SIZE`` more connections per node of headroom.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max_connections", 2 * _POOL_SIZE)
+        super().__init__(*args, **kwargs)
+        self._in_flight = asyncio.Semaphore(_POOL_SIZE)
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._in_flight:
+            return await super().execute_command(*args, **kwargs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +194,7 @@ class RedisTarget:
             if self.uses_tls:
                 options.update(ssl=True, **self._tls())
             host, port = self._address()
-            return RedisCluster(host=host, port=port, max_connections=_POOL_SIZE, **options)
+            return _BoundedCluster(host=host, port=port, **options)
         # bounded: a burst of subscribes waits for a connection instead of opening one
         # per in-flight command (or failing with MaxConnectionsError past 100)
         pool = BlockingConnectionPool(
