@@ -27,7 +27,7 @@ from typing import Any
 
 from redis.asyncio import ConnectionPool
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from pusherd.brokers.base import DeliverFn, Envelope, EnvelopeKind
 from pusherd.errors import BrokerError
@@ -231,7 +231,10 @@ class RedisPubSub:
             try:
                 await conn.connect()  # type: ignore[no-untyped-call]
                 await conn.send_command("INFO", "server", check_health=False)
-                server_id = _run_id(await conn.read_response(timeout=self._idle))
+                try:
+                    server_id = _run_id(await conn.read_response(timeout=self._idle))
+                except ResponseError:  # INFO refused (an ACL, a proxy): marks cannot tell
+                    server_id = "?"  # servers apart, any mark counts (as before failovers)
                 awaiting = set(self._channels)
                 if awaiting:
                     await conn.send_command(self._sub, *awaiting, check_health=False)

@@ -198,3 +198,19 @@ async def test_redis_sentinel_failover_loses_no_event_and_keeps_presence(
         assert await broker.members(APP, "presence-r") == {"u-a": None, "u-b": None}
         assert await broker.channels(APP) == {"presence-r": ChannelStats(2, 2)}
     assert inbox_a.reaped == inbox_b.reaped == []
+
+
+async def test_redis_works_for_an_acl_user_who_may_not_run_info(
+    started: list[RedisBroker],
+) -> None:
+    with RedisServer() as server:
+        rule = b"ACL SETUSER limited on >limited-pw ~* &* +@all -info"
+        assert server.command(rule) == b"+OK"
+        url = f"redis://limited:limited-pw@127.0.0.1:{server.port}/0"
+        inbox = await _start(started, RedisTarget(url=url), "a")
+        (broker,) = started
+        assert broker.ready
+        await broker.subscribe(APP, "c")
+        await broker.publish(Envelope(APP, "c", b"no info needed"))
+        assert [e.payload for e in await inbox.wait_for(1)] == [b"no info needed"]
+        await broker.close()
