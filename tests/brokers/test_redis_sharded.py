@@ -96,25 +96,30 @@ async def test_sharded_state_keys_share_one_slot(
     assert len(names) >= 8 and slots == {raw.keyslot("{pusherd}")}
 
 
+@pytest.mark.parametrize("victim", ["state and channel", "channel only"])
 async def test_sharded_master_failover_loses_no_event_and_keeps_presence(
-    cluster: ClusterTopology, started: list[RedisBroker]
+    cluster: ClusterTopology, started: list[RedisBroker], victim: str
 ) -> None:
     inbox_a = await _start(started, cluster, "a")
     inbox_b = await _start(started, cluster, "b")
     a, b = started
-    with cluster.client() as raw:
-        state_port = int(raw.get_node_from_key("{pusherd}").port)
-    # a channel on the master that also holds the state: both halves fail over at once
+    state_port = cluster.owner("{pusherd}")
+    # "state and channel": the master holding pusherd's keys and the channel, so both
+    # halves fail over at once; "channel only": another master, only fan-out fails over
     channel = next(
-        f"flow-{n}" for n in range(1000) if cluster.owner(f"pusherd:{APP}:flow-{n}") == state_port
+        f"flow-{n}"
+        for n in range(1000)
+        if (cluster.owner(f"pusherd:{APP}:flow-{n}") == state_port)
+        == (victim == "state and channel")
     )
+    victim_port = cluster.owner(f"pusherd:{APP}:{channel}")
     for broker in (a, b):
         await broker.subscribe(APP, channel)
     for broker, user in ((a, "u-a"), (b, "u-b")):
         socket_id = f"{broker.node_id}.1"
         await broker.add_subscriber(APP, "presence-r", socket_id)
         await broker.join_presence(APP, "presence-r", socket_id, Member(user), 0)
-    victim = next(server for server in cluster.servers if server.port == state_port)
+    doomed = next(server for server in cluster.servers if server.port == victim_port)
     sent = 0
 
     async def publish_some(count: int) -> None:
@@ -125,11 +130,11 @@ async def test_sharded_master_failover_loses_no_event_and_keeps_presence(
             await asyncio.sleep(0.01)
 
     await publish_some(10)
-    await asyncio.to_thread(victim.kill)
+    await asyncio.to_thread(doomed.kill)
     await wait_until(lambda: not a.ready and not b.ready, FAILOVER)
     await publish_some(20)
     await wait_until(lambda: a.ready and b.ready, FAILOVER)
-    assert cluster.owner(f"pusherd:{APP}:{channel}") != state_port  # a replica took over
+    assert cluster.owner(f"pusherd:{APP}:{channel}") != victim_port  # a replica took over
     await publish_some(10)
     await inbox_b.wait_for(sent, FAILOVER)
     await inbox_a.wait_for(sent)
