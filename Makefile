@@ -25,10 +25,13 @@ $(STAMP): pyproject.toml
 run: install
 	$(VENV)/bin/pusherd serve $(if $(CONFIG),--config $(CONFIG))
 
-# Debian packages the suite runs for real: redis-server, caddy, chromium, nginx.
+# Debian packages the suite runs for real: redis-server (with redis-cli, for Redis Cluster),
+# openssl (TLS certificates for Redis), caddy, chromium, nginx.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v redis-cli >/dev/null || missing="$$missing redis-tools"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v caddy >/dev/null || missing="$$missing caddy"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v nginx >/dev/null || missing="$$missing nginx-light"; \
