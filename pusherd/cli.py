@@ -86,8 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = args.log_level or ("debug" if config.debug else "info")
     setup_logging(level, config.log_format)
     if config.server.workers > 1:
-        if config.scaling.driver != "redis":
-            print('pusherd: --workers > 1 needs [scaling] driver = "redis"', file=sys.stderr)
+        if not config.scaling.driver.startswith("redis"):
+            print("pusherd: --workers > 1 needs a redis [scaling] driver", file=sys.stderr)
             return 1
         return _serve_workers(config, args.config, level)
     return _serve(config, level)

@@ -263,7 +263,11 @@ class Broker(Fanout, ChannelState, PresenceState, UserState, Marks, History, Ide
       session actions at once, without a task each;
     - ``node_subscriptions``: fan-out reaches this node only for channels it subscribed
       to (``subscribe``/``unsubscribe`` on the first/last local subscriber).
+    - ``history_in_order``: SEQUENCED envelopes of a channel reach every node in number
+      order (numbering and publishing are one step), so a replayed socket may stop
+      dropping the overlap at the first live event above the replay.
     """
 
     never_waits: bool
     node_subscriptions: bool
+    history_in_order: bool

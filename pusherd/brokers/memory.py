@@ -42,6 +42,8 @@ class MemoryBroker:
     never_waits = True
     #: One process: every local subscriber gets every envelope without subscribing.
     node_subscriptions = False
+    #: Numbering and delivering a history event is one synchronous step.
+    history_in_order = True
 
     def __init__(
         self,

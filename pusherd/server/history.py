@@ -11,6 +11,8 @@ How a subscribe to a history channel stays exact while publishing goes on at ful
    it arrives: with Redis, a live event published before the read may still be on its
    way over the pub/sub connection, and it must not be sent twice. Pub/sub keeps the
    order of a channel, so once one event above the floor arrived, none below can follow.
+   Where numbers may arrive out of order (Redis Cluster: ``history_in_order`` is
+   False), the floor stays for ``FLOOR_TTL`` instead.
 
 Every history event reaches the node as an ``EnvelopeKind.SEQUENCED`` envelope; ordinary
 ``MESSAGE`` envelopes never come here, so channels without history cost nothing extra.
@@ -67,6 +69,7 @@ class ChannelHistory:
         self._broker = broker
         self._hub = hub
         self._metrics = metrics
+        self._in_order = broker.history_in_order
         self._catching_up: dict[ChannelKey, dict[Socket, _Catchup]] = {}
 
     # publishing --------------------------------------------------------------------
@@ -199,7 +202,9 @@ class ChannelHistory:
             elif seq <= state.floor:
                 dropped += 1
             else:
-                self.cancel(conn, app_id, channel)
+                if self._in_order:
+                    self.cancel(conn, app_id, channel)
+                # else: an older number may still come; the floor stays until FLOOR_TTL
                 if except_id is None or conn.socket_id != except_id:
                     conn.send(payload)
                     sent += 1
