@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from pusherd.apps.static import StaticAppRegistry
 from pusherd.brokers import create_broker
 from pusherd.config import Config
+from pusherd.lifecycle import Lifecycle
 from pusherd.metrics import Metrics
 from pusherd.server import health
 from pusherd.server.front_door import front_door_factory
@@ -41,8 +42,11 @@ def create_node(config: Config) -> Node:
         node_timeout=scaling.node_timeout,
         metrics=metrics,
     )
-    webhooks = WebhookSender(config.webhooks, metrics)
-    return Node(config, StaticAppRegistry(config.apps), broker, metrics, webhooks)
+    lifecycle = Lifecycle()
+    webhooks = WebhookSender(config.webhooks, metrics, lifecycle=lifecycle)
+    return Node(
+        config, StaticAppRegistry(config.apps), broker, metrics, webhooks, lifecycle=lifecycle
+    )
 
 
 class PusherdApp:

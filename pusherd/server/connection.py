@@ -26,6 +26,7 @@ from pusherd.errors import (
     PusherError,
     SubscriptionError,
 )
+from pusherd.lifecycle import SlowConsumer, SocketOpened, SubscriptionRefused
 from pusherd.protocol.actions import Action, Send, Unsubscribe
 from pusherd.protocol.frames import (
     CloseStatus,
@@ -193,6 +194,17 @@ class Connection(asyncio.Protocol):
             self.close(exc.code, exc.message)
             return
         self.node.established(self)
+        if self.node.lifecycle.wants(SocketOpened):
+            self.node.lifecycle.emit(
+                SocketOpened(
+                    self.app.id,
+                    self.socket_id,
+                    request.origin,
+                    request.query.get("client"),
+                    request.query.get("version"),
+                    request.forwarded_for or _peer(self.transport),
+                )
+            )
         out = self.out
         if out is not None:
             self.out = None
@@ -317,6 +329,12 @@ class Connection(asyncio.Protocol):
         if exc.code == CloseCode.CLIENT_EVENT_RATE_LIMIT and self.app is not None:
             self.node.metrics.rate_limited(self.app.id, "client_events")
         if isinstance(exc, SubscriptionError) and exc.channel:
+            if self.app is not None and self.node.lifecycle.wants(SubscriptionRefused):
+                self.node.lifecycle.emit(
+                    SubscriptionRefused(
+                        self.app.id, self.socket_id, exc.channel, exc.message, exc.status
+                    )
+                )
             error_type = "AuthError" if exc.status in (401, 403) else "SubscriptionError"
             # Object data, as soketi sends it; pusher-js routes it to the channel, so
             # Echo's .error() callback fires.
@@ -386,9 +404,20 @@ class Connection(asyncio.Protocol):
         )
         if self.app is not None:
             self.node.metrics.slow_consumer(self.app.id)
+            if self.node.lifecycle.wants(SlowConsumer):
+                self.node.lifecycle.emit(
+                    SlowConsumer(
+                        self.app.id, self.socket_id, self.transport.get_write_buffer_size()
+                    )
+                )
         self.close(CloseCode.OVER_CAPACITY, "Slow consumer: too many unsent bytes")
         # The close frame waits behind the backlog; the sweep aborts it if it never drains.
 
     def abort(self) -> None:
         self.closing = True
         self.transport.abort()
+
+
+def _peer(transport: asyncio.BaseTransport) -> str | None:
+    peer = transport.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) and peer else None

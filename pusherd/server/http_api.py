@@ -24,6 +24,7 @@ from starlette.types import Receive, Scope, Send
 from pusherd.apps.base import App
 from pusherd.brokers.base import Envelope, EnvelopeKind
 from pusherd.errors import ApiError, BrokerError
+from pusherd.lifecycle import ApiMessage
 from pusherd.logs import InfoLine
 from pusherd.protocol.channels import SERVER_TO_USER_PREFIX, channel_kind, channel_name_error
 from pusherd.protocol.messages import encode_channel_event
@@ -308,6 +309,8 @@ class RestApi:
             if channel_kind(channel).is_cache:
                 await self.broker.cache_set(app.id, channel, payload, CACHE_TTL)
             await self.broker.publish(Envelope(app.id, channel, payload, socket_id))
+            if self.node.lifecycle.wants(ApiMessage):
+                self.node.lifecycle.emit(ApiMessage(app.id, channel, name, payload, socket_id))
 
     async def _info(
         self, app: App, channel: str, info: AbstractSet[str], with_occupied: bool = False

@@ -23,8 +23,18 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from pusherd.apps.base import App
-from pusherd.brokers.base import Envelope, Reaped
+from pusherd.brokers.base import Envelope, PresenceJoin, Reaped
 from pusherd.errors import BrokerError, CloseCode, SubscriptionError
+from pusherd.lifecycle import (
+    CacheMiss,
+    ChannelOccupied,
+    ChannelVacated,
+    ClientEventSent,
+    MemberAdded,
+    MemberRemoved,
+    Subscribed,
+    Unsubscribed,
+)
 from pusherd.protocol.actions import Action, ClientEvent, SignIn, Subscribe, Unsubscribe
 from pusherd.protocol.channels import SERVER_TO_USER_PREFIX, ChannelKind
 from pusherd.protocol.messages import encode_channel_event, encode_event
@@ -53,6 +63,7 @@ class Membership:
         self.broker = node.broker
         self.hub = node.hub
         self.webhooks = node.webhooks
+        self.lifecycle = node.lifecycle
         self._count_sent: dict[tuple[str, str], float] = {}
         # Channels the broker confirmed this node subscribed to.
         self._broker_channels: set[tuple[str, str]] = set()
@@ -177,6 +188,8 @@ class Membership:
         self.node.metrics.subscribed(app_id)
         data: Any = _EMPTY if joined is None else presence_payload(joined.members)
         conn.send(encode_channel_event("pusher_internal:subscription_succeeded", channel, data))
+        if self.lifecycle.active:
+            self._report_subscribed(app_id, socket_id, channel, count, joined)
         if joined is not None and joined.is_new_user:
             self.node.metrics.member_joined(app_id)
             await self._publish(
@@ -202,6 +215,17 @@ class Membership:
         if not kind.is_presence and (app.subscription_count or app.webhooks):
             await self._subscription_count(app, channel, count)
 
+    def _report_subscribed(
+        self, app_id: str, socket_id: str, channel: str, count: int, joined: PresenceJoin | None
+    ) -> None:
+        lifecycle = self.lifecycle
+        if count == 1 and lifecycle.wants(ChannelOccupied):
+            lifecycle.emit(ChannelOccupied(app_id, channel))
+        if lifecycle.wants(Subscribed):
+            lifecycle.emit(Subscribed(app_id, socket_id, channel))
+        if joined is not None and joined.is_new_user and lifecycle.wants(MemberAdded):
+            lifecycle.emit(MemberAdded(app_id, channel, joined.member.user_id))
+
     async def _succeeded(self, conn: Connection, app: App, channel: str, kind: ChannelKind) -> None:
         """Answer a repeated subscribe the same way as the first one."""
         data: Any = _EMPTY
@@ -220,6 +244,8 @@ class Membership:
             conn.send(cached[0])
             return
         conn.send(encode_channel_event("pusher:cache_miss", channel, _EMPTY))
+        if self.lifecycle.wants(CacheMiss):
+            self.lifecycle.emit(CacheMiss(app.id, channel))
         if self.webhooks.wants(app, "cache_miss") and await self.broker.claim(
             app.id, f"cache_miss:{channel}", 10.0
         ):
@@ -272,12 +298,16 @@ class Membership:
         count = await self.broker.remove_subscriber(app.id, channel, socket_id)
         if count >= 0:
             self.node.metrics.subscribed(app.id, -1)
+            if self.lifecycle.wants(Unsubscribed):
+                self.lifecycle.emit(Unsubscribed(app.id, socket_id, channel))
         if count == 0:
             self._vacated(app, channel)
         elif count > 0 and not action.kind.is_presence and (app.subscription_count or app.webhooks):
             await self._subscription_count(app, channel, count)
 
     async def _member_removed(self, app: App, channel: str, user_id: str) -> None:
+        if self.lifecycle.wants(MemberRemoved):
+            self.lifecycle.emit(MemberRemoved(app.id, channel, user_id))
         await self._publish(
             app.id,
             channel,
@@ -286,6 +316,8 @@ class Membership:
         await self._delayed_webhook(app, "member_removed", channel, user_id=user_id)
 
     def _vacated(self, app: App, channel: str) -> None:
+        if self.lifecycle.wants(ChannelVacated):
+            self.lifecycle.emit(ChannelVacated(app.id, channel))
         if self.webhooks.wants(app, "channel_vacated"):
             self.node.spawn(self._delayed_webhook(app, "channel_vacated", channel))
 
@@ -319,6 +351,8 @@ class Membership:
             if reaped.kind == "member_removed" and reaped.user_id is not None:
                 await self._member_removed(app, reaped.channel, reaped.user_id)
             elif reaped.kind == "channel_vacated":
+                if self.lifecycle.wants(ChannelVacated):
+                    self.lifecycle.emit(ChannelVacated(app.id, reaped.channel))
                 await self._delayed_webhook(app, "channel_vacated", reaped.channel)
         except BrokerError as exc:
             logger.warning("could not announce reaped %s: %s", reaped.kind, exc)
@@ -364,6 +398,17 @@ class Membership:
         assert app is not None
         await self._publish(app.id, action.channel, action.payload, conn.socket_id)
         self.node.metrics.client_event(app.id)
+        if self.lifecycle.wants(ClientEventSent):
+            self.lifecycle.emit(
+                ClientEventSent(
+                    app.id,
+                    conn.socket_id,
+                    action.channel,
+                    action.event,
+                    action.payload,
+                    action.user_id,
+                )
+            )
         if self.webhooks.wants(app, "client_event"):
             data = action.data
             event: dict[str, Any] = {

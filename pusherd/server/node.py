@@ -20,6 +20,7 @@ from pusherd.apps.base import App, AppRegistry
 from pusherd.brokers.base import Broker, Envelope, EnvelopeKind, Reaped
 from pusherd.config import Config
 from pusherd.errors import BrokerError, CloseCode, ConnectionError_
+from pusherd.lifecycle import Lifecycle, SocketClosed
 from pusherd.logs import InfoLine, flush_logs
 from pusherd.metrics import Metrics
 from pusherd.protocol.frames import ping_frame
@@ -59,7 +60,9 @@ class Node:
         metrics: Metrics,
         webhooks: WebhookSender,
         clock: Callable[[], float] = time.monotonic,
+        lifecycle: Lifecycle | None = None,
     ) -> None:
+        self.lifecycle = lifecycle or Lifecycle()
         server = config.server
         self.config = config
         self.apps = apps
@@ -228,6 +231,16 @@ class Node:
         app = conn.app
         assert app is not None and conn.session is not None
         self.metrics.connection_closed(app.id, conn.close_code or 1006)
+        if self.lifecycle.wants(SocketClosed):
+            self.lifecycle.emit(
+                SocketClosed(
+                    app.id,
+                    conn.socket_id,
+                    conn.close_code or 1006,
+                    "",
+                    self.clock() - conn.opened_at,
+                )
+            )
         if _info.enabled:
             _info(
                 f"connection closed: app {app.id} socket {conn.socket_id} "
