@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from collections.abc import Set as AbstractSet
 from typing import Any
 
@@ -47,6 +47,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"/apps/([^/]+)/channels"), "channels"),
     ("GET", re.compile(r"/apps/([^/]+)/channels/([^/]+)"), "channel"),
     ("GET", re.compile(r"/apps/([^/]+)/channels/([^/]+)/users"), "users"),
+    ("GET", re.compile(r"/apps/([^/]+)/connections"), "connections"),
     ("POST", re.compile(r"/apps/([^/]+)/users/([^/]+)/terminate_connections"), "terminate"),
     # The Python SDK posts this one without the /apps/{id} prefix; the app comes from auth_key.
     ("POST", re.compile(r"/users/([^/]+)/terminate_connections"), "terminate_by_key"),
@@ -65,6 +66,8 @@ class RestApi:
         self.window = config.timestamp_window
         self.max_body = config.max_http_body_kb * 1024
         self._buckets: dict[str, tuple[float, float]] = {}
+        # Reverb Pulse's GET /apps/{id}/connections; create_app sets the cluster-wide count.
+        self.connection_count: Callable[[str], Awaitable[int]] = self._local_connections
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request as an ASGI app (behind uvicorn's HTTP protocol)."""
@@ -262,6 +265,14 @@ class RestApi:
         return {}
 
     _terminate_by_key = _terminate
+
+    async def _connections(
+        self, app: App, groups: tuple[str, ...], params: Any, body: bytes
+    ) -> Any:
+        return {"connections": await self.connection_count(app.id)}
+
+    async def _local_connections(self, app_id: str) -> int:
+        return int(self.node.metrics.read("connected").get((app_id,), 0))
 
     # helpers -----------------------------------------------------------------------
     def _check_event(

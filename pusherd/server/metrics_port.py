@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from pusherd.metrics import CONTENT_TYPE, Metrics
 
-__all__ = ["MetricsListener"]
+__all__ = ["Handler", "MetricsListener"]
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, bytes], Awaitable[None]]
 
 logger = logging.getLogger("pusherd.metrics")
 
@@ -24,6 +27,11 @@ class MetricsListener:
         self.host = host
         self.port = port
         self._server: asyncio.Server | None = None
+        self._mounts: list[tuple[bytes, Handler]] = []
+
+    def mount(self, prefix: str, handler: Handler) -> None:
+        """Hand requests for ``prefix`` and below to ``handler`` (the console)."""
+        self._mounts.append((prefix.encode(), handler))
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, self.host, self.port)
@@ -40,6 +48,9 @@ class MetricsListener:
             async with asyncio.timeout(10):
                 head = await reader.readuntil(b"\r\n\r\n")
             target = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
+            for prefix, handler in self._mounts:
+                if target == prefix or target.startswith((prefix + b"/", prefix + b"?")):
+                    return await handler(reader, writer, head)
             if head.startswith(b"GET ") and target.split(b"?")[0] == b"/metrics":
                 status, body, kind = b"200 OK", self.metrics.render(), CONTENT_TYPE.encode()
             else:

@@ -1,0 +1,232 @@
+"""A side channel between nodes for the debug console: topics, shares and marks.
+
+The console needs three small things from the cluster, none of them on a hot path:
+
+- **topics**: a node posts a batch of log lines; every node following the topic gets it
+  (Redis ``PUBLISH``/``SUBSCRIBE`` on ``pusherd:console:<topic>``);
+- **shares**: each node writes its share of a figure (its connection count, its counters)
+  under its own field of a board; a reader sums the fresh ones (a Redis hash);
+- **marks**: "somebody is watching app X", a key with a TTL the watcher refreshes.
+
+``MemoryBulletin`` does this in-process for the memory driver (one node); ``RedisBulletin``
+uses the same Redis server as ``RedisBroker`` on connections of its own, so a busy
+console never queues behind fan-out traffic. Both are built by ``create_bulletin``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from pusherd.errors import BrokerError
+
+__all__ = ["Bulletin", "MemoryBulletin", "RedisBulletin", "TopicFn", "create_bulletin"]
+
+logger = logging.getLogger("pusherd.bulletin")
+
+TopicFn = Callable[[bytes], None]
+_PREFIX = "pusherd:console:"
+_BACKOFF = (0.1, 2.0)
+
+
+class Bulletin(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def post(self, topic: str, data: bytes) -> None:
+        """Hand ``data`` to every node following ``topic`` (this one too)."""
+        ...
+
+    async def follow(self, topic: str, fn: TopicFn) -> None:
+        """Call ``fn`` with everything posted to ``topic`` from now on (one follower each)."""
+        ...
+
+    async def unfollow(self, topic: str) -> None: ...
+
+    async def share(self, board: str, node: str, data: bytes, ttl: float) -> None:
+        """Write this node's share of ``board``; the board expires ``ttl`` s after the last."""
+        ...
+
+    async def shares(self, board: str) -> dict[str, bytes]:
+        """Return every node's share of ``board`` (readers judge freshness from the data)."""
+        ...
+
+    async def mark(self, key: str, ttl: float) -> None:
+        """Set ``key`` for ``ttl`` seconds (refresh it to keep it)."""
+        ...
+
+    async def marked(self, keys: list[str]) -> list[bool]:
+        """Return, for each key, whether it is set."""
+        ...
+
+
+class MemoryBulletin:
+    """The bulletin of a single process."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._followers: dict[str, TopicFn] = {}
+        self._boards: dict[str, tuple[dict[str, bytes], float]] = {}
+        self._marks: dict[str, float] = {}
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._followers.clear()
+
+    async def post(self, topic: str, data: bytes) -> None:
+        fn = self._followers.get(topic)
+        if fn is not None:
+            fn(data)
+
+    async def follow(self, topic: str, fn: TopicFn) -> None:
+        self._followers[topic] = fn
+
+    async def unfollow(self, topic: str) -> None:
+        self._followers.pop(topic, None)
+
+    async def share(self, board: str, node: str, data: bytes, ttl: float) -> None:
+        fields, _ = self._boards.get(board, ({}, 0.0))
+        fields[node] = data
+        self._boards[board] = (fields, self._clock() + ttl)
+
+    async def shares(self, board: str) -> dict[str, bytes]:
+        fields, expires = self._boards.get(board, ({}, 0.0))
+        return dict(fields) if expires > self._clock() else {}
+
+    async def mark(self, key: str, ttl: float) -> None:
+        self._marks[key] = self._clock() + ttl
+
+    async def marked(self, keys: list[str]) -> list[bool]:
+        now = self._clock()
+        return [self._marks.get(key, 0.0) > now for key in keys]
+
+
+class RedisBulletin:
+    """The bulletin on a Redis server: one command connection pool, one pub/sub reader."""
+
+    def __init__(self, url: str) -> None:
+        from redis.asyncio import Redis
+
+        self._redis: Any = Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+        self._pubsub: Any = None
+        self._followers: dict[str, TopicFn] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._closed = False
+        self._changed = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return "RedisBulletin()"  # the URL may carry a password
+
+    async def start(self) -> None:
+        self._reader = asyncio.get_running_loop().create_task(self._read_forever())
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        with contextlib.suppress(Exception):
+            await self._redis.aclose()
+
+    async def post(self, topic: str, data: bytes) -> None:
+        await self._call("publish", _PREFIX + topic, data)
+
+    async def follow(self, topic: str, fn: TopicFn) -> None:
+        self._followers[topic] = fn
+        pubsub = self._pubsub
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                await pubsub.subscribe(_PREFIX + topic)
+        self._changed.set()
+
+    async def unfollow(self, topic: str) -> None:
+        self._followers.pop(topic, None)
+        pubsub = self._pubsub
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                await pubsub.unsubscribe(_PREFIX + topic)
+
+    async def share(self, board: str, node: str, data: bytes, ttl: float) -> None:
+        key = _PREFIX + board
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, node, data)
+            pipe.pexpire(key, int(ttl * 1000))
+            await self._run(pipe.execute())
+
+    async def shares(self, board: str) -> dict[str, bytes]:
+        raw = await self._call("hgetall", _PREFIX + board)
+        return {k.decode(): v for k, v in raw.items()}
+
+    async def mark(self, key: str, ttl: float) -> None:
+        await self._call("set", _PREFIX + key, b"1", px=int(ttl * 1000))
+
+    async def marked(self, keys: list[str]) -> list[bool]:
+        if not keys:
+            return []
+        values = await self._call("mget", [_PREFIX + key for key in keys])
+        return [value is not None for value in values]
+
+    async def _call(self, command: str, *args: Any, **kwargs: Any) -> Any:
+        return await self._run(getattr(self._redis, command)(*args, **kwargs))
+
+    @staticmethod
+    async def _run(awaitable: Any) -> Any:
+        from redis.exceptions import RedisError
+
+        try:
+            return await awaitable
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise BrokerError(f"console bulletin: {type(exc).__name__}") from None
+
+    async def _read_forever(self) -> None:
+        """Own the pub/sub connection: (re)connect, (re)subscribe, hand messages out."""
+        delay = _BACKOFF[0]
+        while not self._closed:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                if not self._followers:
+                    self._changed.clear()
+                    await self._changed.wait()
+                topics = set(self._followers)
+                await pubsub.subscribe(*[_PREFIX + topic for topic in topics])
+                self._pubsub = pubsub
+                missing = set(self._followers) - topics  # followed while subscribing
+                if missing:
+                    await pubsub.subscribe(*[_PREFIX + topic for topic in missing])
+                delay = _BACKOFF[0]
+                while not self._closed:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is None or message.get("type") != "message":
+                        continue
+                    topic = message["channel"].decode()[len(_PREFIX) :]
+                    fn = self._followers.get(topic)
+                    if fn is not None:
+                        try:
+                            fn(message["data"])
+                        except Exception:
+                            logger.exception("console bulletin follower failed")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("console bulletin: pub/sub connection lost (%s)", type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(_BACKOFF[1], delay * 2)
+            finally:
+                self._pubsub = None
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+
+def create_bulletin(driver: str, url: str) -> Bulletin:
+    """Return the bulletin for ``driver`` (``"memory"`` or ``"redis"``)."""
+    if driver == "redis":
+        return RedisBulletin(url)
+    return MemoryBulletin()
