@@ -1,12 +1,12 @@
-"""A side channel between nodes for the debug console: topics, shares and marks.
+"""A side channel between nodes for the debug console: topics and shares.
 
-The console needs three small things from the cluster, none of them on a hot path:
+The console needs two small things from the cluster, none of them on a hot path:
 
 - **topics**: a node posts a batch of log lines; every node following the topic gets it
   (Redis ``PUBLISH``/``SUBSCRIBE`` on ``pusherd:console:<topic>``);
-- **shares**: each node writes its share of a figure (its connection count, its counters)
-  under its own field of a board; a reader sums the fresh ones (a Redis hash);
-- **marks**: "somebody is watching app X", a key with a TTL the watcher refreshes.
+- **shares**: each node writes its share of a board under its own field (its connection
+  count and counters; "I watch app X until t"); readers judge freshness from the data
+  (a Redis hash whose TTL only sweeps away boards nobody writes any more).
 
 ``MemoryBulletin`` does this in-process for the memory driver (one node); ``RedisBulletin``
 uses the same Redis server as ``RedisBroker`` on connections of its own, so a busy
@@ -56,14 +56,6 @@ class Bulletin(Protocol):
         """Return every node's share of ``board`` (readers judge freshness from the data)."""
         ...
 
-    async def mark(self, key: str, ttl: float) -> None:
-        """Set ``key`` for ``ttl`` seconds (refresh it to keep it)."""
-        ...
-
-    async def marked(self, keys: list[str]) -> list[bool]:
-        """Return, for each key, whether it is set."""
-        ...
-
 
 class MemoryBulletin:
     """The bulletin of a single process."""
@@ -72,7 +64,6 @@ class MemoryBulletin:
         self._clock = clock
         self._followers: dict[str, TopicFn] = {}
         self._boards: dict[str, tuple[dict[str, bytes], float]] = {}
-        self._marks: dict[str, float] = {}
 
     async def start(self) -> None:
         return None
@@ -99,13 +90,6 @@ class MemoryBulletin:
     async def shares(self, board: str) -> dict[str, bytes]:
         fields, expires = self._boards.get(board, ({}, 0.0))
         return dict(fields) if expires > self._clock() else {}
-
-    async def mark(self, key: str, ttl: float) -> None:
-        self._marks[key] = self._clock() + ttl
-
-    async def marked(self, keys: list[str]) -> list[bool]:
-        now = self._clock()
-        return [self._marks.get(key, 0.0) > now for key in keys]
 
 
 class RedisBulletin:
@@ -164,15 +148,6 @@ class RedisBulletin:
     async def shares(self, board: str) -> dict[str, bytes]:
         raw = await self._call("hgetall", _PREFIX + board)
         return {k.decode(): v for k, v in raw.items()}
-
-    async def mark(self, key: str, ttl: float) -> None:
-        await self._call("set", _PREFIX + key, b"1", px=int(ttl * 1000))
-
-    async def marked(self, keys: list[str]) -> list[bool]:
-        if not keys:
-            return []
-        values = await self._call("mget", [_PREFIX + key for key in keys])
-        return [value is not None for value in values]
 
     async def _call(self, command: str, *args: Any, **kwargs: Any) -> Any:
         return await self._run(getattr(self._redis, command)(*args, **kwargs))

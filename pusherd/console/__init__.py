@@ -42,7 +42,7 @@ class Console:
         self.bulletin = bulletin
         self.auth = Auth(config.password, config.session_hours)
         self.relay = Relay(lifecycle, bulletin, node_id, lambda: [a.id for a in apps.all()])
-        self.feed = Feed(bulletin, self.relay)
+        self.feed = Feed(bulletin, self.relay, node_id)
         self.stats = stats
         self.api = ConsoleApi(
             self.auth, apps, broker, self.feed, stats, rest, rest_prefix, node_id, driver

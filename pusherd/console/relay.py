@@ -1,8 +1,9 @@
 """Every node's half of the console: publish lifecycle lines while somebody watches.
 
-A console watching app X keeps the mark ``watch:X`` set on the bulletin (refreshed,
-with a TTL) and posts ``wake`` when it starts. The relay of every node follows
-``wake`` and re-reads the marks then and every ``POLL`` seconds. While at least one
+A node whose console watches app X keeps its share of the board ``watch:X`` on the
+bulletin ("watching until <wall time>", refreshed well before it runs out), clears it
+when its last viewer leaves, and posts ``wake`` on both. The relay of every node
+follows ``wake`` and re-reads the boards then and every ``POLL`` seconds. While at least one
 app is marked it listens to the lifecycle; records of marked apps are turned into lines
 in batches (every ``FLUSH`` seconds, at most ``MAX_PER_FLUSH`` per app, the rest counted
 as skipped) and posted to topic ``log:X``, each batch naming this node. While nothing is
@@ -87,13 +88,17 @@ class Relay:
 
     async def refresh(self) -> None:
         """Re-read which apps are watched anywhere in the cluster."""
-        apps = self._app_ids()
+        now = self._wall()
+        watched = set()
         try:
-            marks = await self._bulletin.marked([watch_key(app) for app in apps])
+            for app_id in self._app_ids():
+                shares = await self._bulletin.shares(watch_key(app_id))
+                if any(_until(raw) > now for raw in shares.values()):
+                    watched.add(app_id)
         except BrokerError as exc:
-            logger.warning("console: cannot read watch marks: %s", exc)
+            logger.warning("console: cannot read who watches: %s", exc)
             return
-        self._set_watched(frozenset(app for app, on in zip(apps, marks, strict=True) if on))
+        self._set_watched(frozenset(watched))
 
     def _woken(self, _: bytes) -> None:
         self._spawn(self.refresh())
@@ -148,3 +153,11 @@ class Relay:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _until(raw: bytes) -> float:
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return 0.0
+    return float(value) if isinstance(value, int | float) else 0.0

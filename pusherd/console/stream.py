@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -73,9 +74,17 @@ class Buffer:
 class Feed:
     """This node's view of the cluster's lines, one buffer per watched app."""
 
-    def __init__(self, bulletin: Bulletin, relay: Relay) -> None:
+    def __init__(
+        self,
+        bulletin: Bulletin,
+        relay: Relay,
+        node_id: str,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self._bulletin = bulletin
         self._relay = relay
+        self._node = node_id
+        self._wall = wall_clock
         self.buffers: dict[str, Buffer] = {}
         self._viewers: dict[str, int] = {}
         self._unwatch: dict[str, asyncio.TimerHandle] = {}
@@ -95,10 +104,7 @@ class Feed:
                 _take(buffer, data)
 
             await self._bulletin.follow(log_topic(app_id), take)
-            await self._mark(app_id)
-            with contextlib.suppress(BrokerError):
-                await self._bulletin.post(WAKE, app_id.encode())
-            await self._relay.refresh()
+            await self._mark(app_id, WATCH_TTL)
         if self._refresher is None:
             self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever())
         return buffer
@@ -122,8 +128,13 @@ class Feed:
         if self._viewers.get(app_id):
             return
         self.buffers.pop(app_id, None)
-        task = asyncio.get_running_loop().create_task(self._bulletin.unfollow(log_topic(app_id)))
+        task = asyncio.get_running_loop().create_task(self._stop_watching(app_id))
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _stop_watching(self, app_id: str) -> None:
+        await self._mark(app_id, 0.0)
+        with contextlib.suppress(BrokerError):
+            await self._bulletin.unfollow(log_topic(app_id))
 
     async def close(self) -> None:
         if self._refresher is not None:
@@ -133,17 +144,23 @@ class Feed:
         for handle in self._unwatch.values():
             handle.cancel()
 
-    async def _mark(self, app_id: str) -> None:
+    async def _mark(self, app_id: str, ttl: float) -> None:
+        """Say "this node watches ``app_id`` for ``ttl`` more seconds" and wake the relays."""
+        until = self._wall() + ttl if ttl else 0.0
         try:
-            await self._bulletin.mark(watch_key(app_id), WATCH_TTL)
+            await self._bulletin.share(
+                watch_key(app_id), self._node, orjson.dumps(until), WATCH_TTL * 2
+            )
+            await self._bulletin.post(WAKE, app_id.encode())
         except BrokerError as exc:
-            logger.warning("console: cannot set the watch mark: %s", exc)
+            logger.warning("console: cannot say who watches: %s", exc)
+        await self._relay.refresh()
 
     async def _refresh_forever(self) -> None:
         while True:
             await asyncio.sleep(REFRESH)
             for app_id in list(self.buffers):
-                await self._mark(app_id)
+                await self._mark(app_id, WATCH_TTL)
 
 
 def _take(buffer: Buffer, data: bytes) -> None:
