@@ -140,3 +140,30 @@ def test_cli_module_entry_point_check_config_exit_status(tmp_path: Path) -> None
     )
     assert result.returncode == 1
     assert f"{path}:2" in result.stderr
+
+
+@pytest.mark.parametrize("password", ["", "short-pass"])
+def test_cli_check_config_refuses_an_enabled_console_without_a_long_password(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    password: str,
+) -> None:
+    monkeypatch.delenv("PUSHERD_CONSOLE_PASSWORD", raising=False)
+    path = tmp_path / "console.toml"
+    path.write_text(f'[console]\nenabled = true\npassword = "{password}"\n', encoding="utf-8")
+    assert main(["check-config", "--config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "console" in err and "12 characters" in err
+    if password:
+        assert password not in err
+
+
+def test_cli_check_config_takes_the_console_password_from_the_environment(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "console.toml"
+    path.write_text("[console]\nenabled = true\n", encoding="utf-8")
+    monkeypatch.setenv("PUSHERD_CONSOLE_PASSWORD", "a-long-enough-password")
+    assert main(["check-config", "--config", str(path)]) == 0
+    assert "a-long-enough" not in capsys.readouterr().out
