@@ -20,6 +20,7 @@ JSON API (all ``GET`` unless marked)::
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -148,7 +149,22 @@ class ConsoleApi:
 
     @staticmethod
     def _address(request: Request) -> str:
-        return request.client.host if request.client else "unknown"
+        """The client to rate-limit: the peer, or what a proxy on a private address saw.
+
+        A proxy on loopback or a private network appends the real client to
+        ``X-Forwarded-For``; its rightmost entry is the one that proxy wrote. A peer on a
+        public address is taken as it is (it could write any header it likes).
+        """
+        peer = request.client.host if request.client else "unknown"
+        forwarded = request.headers.get("x-forwarded-for")
+        if forwarded:
+            try:
+                trusted = ipaddress.ip_address(peer).is_private
+            except ValueError:
+                trusted = False
+            if trusted:
+                return forwarded.split(",")[-1].strip() or peer
+        return peer
 
     def _app(self, request: Request) -> App | None:
         return self.apps.by_id(request.path_params["app_id"])
