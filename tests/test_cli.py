@@ -167,3 +167,27 @@ def test_cli_check_config_takes_the_console_password_from_the_environment(
     monkeypatch.setenv("PUSHERD_CONSOLE_PASSWORD", "a-long-enough-password")
     assert main(["check-config", "--config", str(path)]) == 0
     assert "a-long-enough" not in capsys.readouterr().out
+
+
+def test_cli_banner_names_the_console_address_when_enabled(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from dataclasses import replace
+
+    from pusherd.cli import _banner
+    from pusherd.config import Config, ConsoleConfig, MetricsConfig
+
+    config = replace(Config(), console=ConsoleConfig(enabled=True, password="x" * 12))
+    _banner(config)
+    out = capsys.readouterr().out
+    assert "debug console http://127.0.0.1:8080/console/" in out
+    assert "x" * 12 not in out
+    hidden = replace(
+        config,
+        console=replace(config.console, listen="metrics"),
+        metrics=MetricsConfig(port=9100, host="10.0.0.5"),
+    )
+    _banner(hidden)
+    assert "debug console http://10.0.0.5:9100/console/" in capsys.readouterr().out
+    _banner(Config())
+    assert "console" not in capsys.readouterr().out
