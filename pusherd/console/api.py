@@ -36,12 +36,12 @@ from starlette.types import Receive, Scope, Send
 from pusherd.apps.base import App
 from pusherd.brokers.base import ChannelState, PresenceState
 from pusherd.console.auth import COOKIE, Auth
+from pusherd.console.creator import event_from_form, signed_query
 from pusherd.console.lines import TYPES
 from pusherd.console.stats import Stats
 from pusherd.console.stream import Feed, parse_rate, sse
 from pusherd.errors import BrokerError
 from pusherd.protocol.channels import channel_kind
-from pusherd.protocol.signing import body_md5, sign, string_to_sign
 
 __all__ = ["AppList", "ConsoleApi", "RestHandle"]
 
@@ -180,7 +180,7 @@ class ConsoleApi:
 
     async def _login_form(self, request: Request, error: str = "", status: int = 200) -> Response:
         message = f'<p class="error" role="alert">{error}</p>' if error else ""
-        body = _LOGIN_PAGE.replace("{message}", message)
+        body = (STATIC / "login.html").read_text(encoding="utf-8").replace("{message}", message)
         return Response(body, status, media_type="text/html", headers=_SECURITY_HEADERS)
 
     async def _login(self, request: Request) -> Response:
@@ -313,20 +313,13 @@ class ConsoleApi:
             form = orjson.loads(await request.body())
         except orjson.JSONDecodeError:
             return _error("The body must be JSON", 400)
-        event, problem = _event_from_form(form)
+        event, problem = event_from_form(form)
         if event is None:
             return _error(problem, 400)
         body = orjson.dumps(event)
         path = f"/apps/{app.id}/events"
-        params = [
-            ("auth_key", app.key),
-            ("auth_timestamp", str(int(self.wall_clock()))),
-            ("auth_version", "1.0"),
-            ("body_md5", body_md5(body)),
-        ]
-        signature = sign(app.secret, string_to_sign("POST", path, params))
-        query = "&".join(f"{k}={v}" for k, v in params) + f"&auth_signature={signature}"
-        status, payload, _ = await self.rest("POST", self.rest_prefix + path, query.encode(), body)
+        query = signed_query(app, "POST", path, body, int(self.wall_clock()))
+        status, payload, _ = await self.rest("POST", self.rest_prefix + path, query, body)
         if status != 200:
             return _error(payload.decode("utf-8", "replace").strip(), status)
         return _json({"ok": True, "channels": event["channels"]})
@@ -356,32 +349,6 @@ class _RawEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.fn(scope, receive, send)
-
-
-def _event_from_form(form: Any) -> tuple[dict[str, Any] | None, str]:
-    """Check the event creator's form; return the ``POST /events`` body or a problem."""
-    if not isinstance(form, dict):
-        return None, "The body must be a JSON object"
-    channels = form.get("channels")
-    if isinstance(channels, str):
-        channels = [c.strip() for c in channels.split(",") if c.strip()]
-    if not isinstance(channels, list) or not channels:
-        return None, "Give at least one channel"
-    name = form.get("name")
-    if not isinstance(name, str) or not name:
-        return None, "Give an event name"
-    data = form.get("data", "")
-    if not isinstance(data, str):
-        return None, "data must be JSON text"
-    try:
-        orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        return None, f"data is not valid JSON: {exc}"
-    event: dict[str, Any] = {"name": name, "channels": channels, "data": data}
-    socket_id = form.get("socket_id")
-    if socket_id:
-        event["socket_id"] = socket_id
-    return event, ""
 
 
 def _public(app: App) -> dict[str, Any]:
@@ -420,26 +387,3 @@ def _error(message: str, status: int) -> Response:
 def _file(name: str) -> Response:
     kind = _STATIC_TYPES.get(Path(name).suffix, "application/octet-stream")
     return Response((STATIC / name).read_bytes(), media_type=kind, headers=_SECURITY_HEADERS)
-
-
-_LOGIN_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>pusherd console: log in</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body{font:15px system-ui,sans-serif;background:#f4f5f7;color:#1d2330;display:grid;
-place-items:center;height:100vh;margin:0}
-form{background:#fff;padding:28px 32px;border-radius:10px;box-shadow:0 2px 12px #0002;
-min-width:280px}
-h1{font-size:18px;margin:0 0 16px}label{display:block;margin-bottom:6px}
-input{width:100%;box-sizing:border-box;padding:8px;font:inherit;border:1px solid #bbc;
-border-radius:6px}button{margin-top:14px;padding:8px 16px;font:inherit;border:0;
-border-radius:6px;background:#3056d3;color:#fff;cursor:pointer}
-.error{color:#b3261e}
-</style></head><body>
-<form method="post" action="login">
-<h1>pusherd console</h1>{message}
-<label for="password">Password</label>
-<input id="password" name="password" type="password" autocomplete="current-password" autofocus>
-<button type="submit">Log in</button>
-</form></body></html>
-"""

@@ -1,4 +1,4 @@
-"""``Stats``: this node's figures from ``Metrics``, other nodes' fresh shares added, history kept."""
+"""``Stats``: this node's figures from ``Metrics``, fresh shares of others added, history."""
 
 from __future__ import annotations
 
