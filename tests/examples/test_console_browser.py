@@ -225,6 +225,19 @@ async def test_console_page_shows_the_live_log_channels_members_and_sends_events
                     {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False},
                 )
                 await page.evaluate("refreshStats()")
+                # The charts are drawn from the stats API: one open socket right now.
+                assert (
+                    await page.evaluate(
+                        "document.querySelector('.chart[data-figure=\"connections\"]').dataset.value"
+                    )
+                    == "1"
+                )
+                assert (
+                    await page.evaluate(
+                        "document.querySelector('.chart[data-figure=\"peak\"]').dataset.value"
+                    )
+                    == "1"
+                )
                 await page.screenshot(ARTIFACTS / "console.png")
             finally:
                 await client.close()

@@ -210,10 +210,19 @@ const CHARTS = [
   ['api_messages', 'API publishes/s', true],
   ['client_events', 'client events/s', true],
   ['webhook_failures', 'webhook failures / 5 s', 'count'],
+  ['peak', 'peak connections per minute', 'peak'],
 ];
 
 function series(history, key, mode) {
   if (!mode) return history.map((p) => p[key]);
+  if (mode === 'peak') {
+    const minutes = new Map();
+    for (const p of history) {
+      const minute = Math.floor(p.t / 60000);
+      minutes.set(minute, Math.max(minutes.get(minute) || 0, p.connections));
+    }
+    return [...minutes.values()];
+  }
   const out = [];
   for (let i = 1; i < history.length; i++) {
     const delta = Math.max(0, history[i][key] - history[i - 1][key]);
@@ -221,6 +230,24 @@ function series(history, key, mode) {
     out.push(mode === 'count' ? delta : delta / seconds);
   }
   return out;
+}
+
+function drawBars(canvas, values) {
+  const ratio = window.devicePixelRatio || 1;
+  const width = canvas.clientWidth || 320;
+  const height = canvas.clientHeight || 46;
+  canvas.width = width * ratio;
+  canvas.height = height * ratio;
+  const ctx = canvas.getContext('2d');
+  ctx.scale(ratio, ratio);
+  ctx.clearRect(0, 0, width, height);
+  const max = Math.max(1, ...values);
+  const slot = width / 60;
+  values.slice(-60).forEach((v, i) => {
+    const h = (v / max) * (height - 6);
+    ctx.fillStyle = '#3056d3';
+    ctx.fillRect(i * slot + 1, height - h, Math.max(1, slot - 2), h);
+  });
 }
 
 function draw(canvas, values) {
@@ -270,13 +297,10 @@ async function refreshStats() {
   for (const [key, , mode] of CHARTS) {
     const chart = document.querySelector(`.chart[data-figure="${key}"]`);
     const values = series(history, key, mode);
-    draw(chart.querySelector('canvas'), values);
+    (mode === 'peak' ? drawBars : draw)(chart.querySelector('canvas'), values);
     const last = values.length ? values[values.length - 1] : 0;
     let shown = mode === true ? last.toFixed(1) : String(Math.round(last));
-    if (key === 'connections') {
-      const minute = history.filter((p) => p.t >= data.now.t - 60000).map((p) => p.connections);
-      shown += ` · peak/min ${Math.max(0, ...minute)} · ${data.now.nodes.length} node(s)`;
-    }
+    if (key === 'connections') shown += ` · ${data.now.nodes.length} node(s)`;
     chart.querySelector('.value').textContent = shown;
     chart.dataset.value = String(last);
   }
