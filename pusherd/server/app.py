@@ -18,11 +18,8 @@ from starlette.types import Receive, Scope, Send
 
 from pusherd.apps.static import StaticAppRegistry
 from pusherd.brokers import create_broker
-from pusherd.brokers.bulletin import Bulletin, create_bulletin
 from pusherd.config import Config
-from pusherd.console import Console
-from pusherd.console.bridge import serve_asgi
-from pusherd.console.stats import Stats
+from pusherd.console.runtime import ConsoleRuntime
 from pusherd.lifecycle import Lifecycle
 from pusherd.metrics import Metrics
 from pusherd.server import health
@@ -78,21 +75,27 @@ def create_app(config: Config, node: Node | None = None) -> PusherdApp:
     node = node or create_node(config)
     prefix = config.server.path_prefix
     rest = node.rest = RestApi(node)
-    console = extras = None
-    if config.console.enabled or config.scaling.driver == "redis":
-        extras = _console_parts(config, node, rest)
-        console = extras[2]
+    console = ConsoleRuntime.build(
+        config,
+        lifecycle=node.lifecycle,
+        metrics=node.metrics,
+        apps=node.apps,
+        broker=node.broker,
+        rest=rest.handle,
+    )
+    if console is not None:
+        rest.connection_count = console.stats.connections
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await node.start()
-        if extras is not None:
-            await _start_console(config, node, *extras)
+        if console is not None:
+            await console.start(node.metrics_listener)
         try:
             yield
         finally:
-            if extras is not None:
-                await _stop_console(*extras)
+            if console is not None:
+                await console.stop()
             await node.stop(config.server.shutdown_grace)
 
     routes = [
@@ -107,8 +110,8 @@ def create_app(config: Config, node: Node | None = None) -> PusherdApp:
         routes.append(Route(prefix + "/metrics", health.metrics))
         if prefix:
             routes.append(Route("/metrics", health.metrics))
-    if console is not None and config.console.listen == "main":
-        routes += console.api.routes(prefix + config.console.path)
+    if console is not None:
+        routes += console.routes()
     starlette = Starlette(routes=routes, lifespan=lifespan)
     starlette.state.node = node
     starlette.state.console = console
@@ -118,50 +121,3 @@ def create_app(config: Config, node: Node | None = None) -> PusherdApp:
 def uvicorn_protocols(node: Node) -> dict[str, Any]:
     """Return uvicorn's ``http=`` and ``ws=`` options that route sockets to ``node``."""
     return {"http": front_door_factory(node), "ws": node.ws_protocol}
-
-
-def _console_parts(
-    config: Config, node: Node, rest: RestApi
-) -> tuple[Bulletin, Stats, Console | None]:
-    """The bulletin and cluster figures (Pulse's connection count), and the console if on."""
-    scaling = config.scaling
-    bulletin = create_bulletin(scaling.driver, scaling.redis_url)
-    stats = Stats(bulletin, node.metrics, scaling.node_id, lambda: [a.id for a in node.apps.all()])
-    rest.connection_count = stats.connections
-    console = None
-    if config.console.enabled:
-        console = Console(
-            config.console,
-            lifecycle=node.lifecycle,
-            bulletin=bulletin,
-            stats=stats,
-            apps=node.apps,
-            broker=node.broker,
-            rest=rest.handle,
-            rest_prefix=config.server.path_prefix,
-            node_id=scaling.node_id,
-            driver=scaling.driver,
-        )
-    return bulletin, stats, console
-
-
-async def _start_console(
-    config: Config, node: Node, bulletin: Bulletin, stats: Stats, console: Console | None
-) -> None:
-    await bulletin.start()
-    await stats.start()
-    if console is None:
-        return
-    await console.start()
-    if config.console.listen == "metrics" and node.metrics_listener is not None:
-        asgi = Starlette(routes=console.api.routes(config.console.path))
-        node.metrics_listener.mount(
-            config.console.path, lambda r, w, head: serve_asgi(asgi, r, w, head)
-        )
-
-
-async def _stop_console(bulletin: Bulletin, stats: Stats, console: Console | None) -> None:
-    if console is not None:
-        await console.close()
-    await stats.close()
-    await bulletin.close()
