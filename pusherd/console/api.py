@@ -334,9 +334,11 @@ class ConsoleApi:
             await _error("Unknown app", 404)(scope, receive, send)
             return
         rate = parse_rate(request.query_params.get("rate"))
+        last = request.headers.get("last-event-id") or request.query_params.get("since", "")
+        since = int(last) if last.isdigit() else None
         buffer = await self.feed.watch(app.id)
         try:
-            await sse(send, receive, buffer, rate)
+            await sse(send, receive, buffer, rate, since=since)
         finally:
             self.feed.unwatch(app.id)
 

@@ -183,13 +183,22 @@ def parse_rate(raw: str | None) -> int:
     return max(1, min(MAX_RATE, int(raw)))
 
 
-async def sse(send: Send, receive: Receive, buffer: Buffer, rate: int, backlog: int = 200) -> None:
+async def sse(
+    send: Send,
+    receive: Receive,
+    buffer: Buffer,
+    rate: int,
+    backlog: int = 200,
+    since: int | None = None,
+) -> None:
     """Stream ``buffer`` to one reader as ``text/event-stream`` until it goes away.
 
     Args:
         send, receive: the request's ASGI channels (the response has not started).
         rate: lines per second at most; what is more is skipped (and said so).
         backlog: how many already buffered lines to send first.
+        since: the last line the reader has (``Last-Event-ID``): send from there instead,
+            if this buffer has it (a reconnect or a new speed shows no line twice).
     """
     wake = asyncio.Event()
     gone = False
@@ -206,7 +215,8 @@ async def sse(send: Send, receive: Receive, buffer: Buffer, rate: int, backlog: 
     watcher = asyncio.get_running_loop().create_task(watch_disconnect())
     buffer.readers.add(wake)
     try:
-        await _stream(send, buffer, rate, backlog, wake, lambda: not gone)
+        start = since if since is not None and since <= buffer.seq else buffer.seq - backlog
+        await _stream(send, buffer, rate, max(0, start), wake, lambda: not gone)
     finally:
         buffer.readers.discard(wake)
         watcher.cancel()
@@ -216,7 +226,7 @@ async def _stream(
     send: Send,
     buffer: Buffer,
     rate: int,
-    backlog: int,
+    cursor: int,
     wake: asyncio.Event,
     alive: Callable[[], bool],
 ) -> None:
@@ -231,7 +241,6 @@ async def _stream(
             ],
         }
     )
-    cursor = max(0, buffer.seq - backlog)
     budget = float(rate)
     idle = 0.0
     loop = asyncio.get_running_loop()
@@ -252,7 +261,7 @@ async def _stream(
             lines = lines[-take:] if take else []
             budget -= len(lines)
             if lines:
-                chunk.append(b"event: lines\ndata: " + orjson.dumps(lines) + b"\n\n")
+                chunk.append(b"event: lines\nid: %d\ndata: %s\n\n" % (cursor, orjson.dumps(lines)))
             if skipped:
                 chunk.append(b'event: skipped\ndata: {"count":%d}\n\n' % skipped)
             idle = 0.0

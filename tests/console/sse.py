@@ -19,6 +19,7 @@ class Stream:
     def __init__(self) -> None:
         self.lines: list[dict[str, Any]] = []
         self.skipped = 0
+        self.last_id = ""
         self.changed = asyncio.Event()
 
     async def expect(
@@ -37,6 +38,8 @@ class Stream:
         async for raw in response.aiter_lines():
             if raw.startswith("event: "):
                 event = raw[7:]
+            elif raw.startswith("id: "):
+                self.last_id = raw[4:]
             elif raw.startswith("data: "):
                 data = json.loads(raw[6:])
                 if event == "lines":
@@ -48,11 +51,12 @@ class Stream:
 
 @contextlib.asynccontextmanager
 async def open_stream(
-    http: httpx.AsyncClient, app_id: str = "12345", rate: int = 1000
+    http: httpx.AsyncClient, app_id: str = "12345", rate: int = 1000, last_id: str = ""
 ) -> AsyncIterator[Stream]:
     stream = Stream()
+    headers = {"last-event-id": last_id} if last_id else {}
     async with http.stream(
-        "GET", f"/console/api/apps/{app_id}/stream?rate={rate}", timeout=None
+        "GET", f"/console/api/apps/{app_id}/stream?rate={rate}", timeout=None, headers=headers
     ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")

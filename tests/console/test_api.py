@@ -338,3 +338,20 @@ async def test_console_stream_only_listens_while_watched(console_server: Console
     async with asyncio.timeout(10):
         while lifecycle.active:  # the watch mark expires, the relay stops listening
             await asyncio.sleep(0.1)
+
+
+async def test_console_stream_resumes_after_the_last_event_id(
+    console_server: ConsoleServer,
+) -> None:
+    sdk = console_server.running.sdk()
+    async with logged_in(console_server) as (http, _):
+        async with open_stream(http) as first:
+            await asyncio.to_thread(sdk.trigger, "news", "one", {})
+            await first.expect(lambda x: x.get("event") == "one")
+            assert first.last_id.isdigit()
+            async with open_stream(http, last_id=first.last_id) as resumed:
+                await asyncio.to_thread(sdk.trigger, "news", "two", {})
+                await resumed.expect(lambda x: x.get("event") == "two")
+                assert [x["event"] for x in resumed.lines if "event" in x] == ["two"]
+            async with open_stream(http) as fresh:  # no id: the recent backlog first
+                await fresh.expect(lambda x: x.get("event") == "one")

@@ -117,11 +117,12 @@ function skipped(count) {
 function openStream() {
   if (state.source) state.source.close();
   const rate = $('rate').value;
-  const source = new EventSource(`api/apps/${encodeURIComponent(state.app)}/stream?rate=${rate}`);
+  const since = state.lastId ? `&since=${state.lastId}` : '';
+  const source = new EventSource(`api/apps/${encodeURIComponent(state.app)}/stream?rate=${rate}${since}`);
   state.source = source;
   source.onopen = () => { $('conn').dataset.state = state.paused ? 'paused' : 'live'; $('conn').textContent = state.paused ? 'paused' : 'live'; };
   source.onerror = () => { $('conn').dataset.state = 'connecting'; $('conn').textContent = 'reconnecting'; };
-  source.addEventListener('lines', (e) => add(JSON.parse(e.data)));
+  source.addEventListener('lines', (e) => { state.lastId = e.lastEventId; add(JSON.parse(e.data)); });
   source.addEventListener('skipped', (e) => skipped(JSON.parse(e.data).count));
 }
 
@@ -309,6 +310,7 @@ async function refreshStats() {
 // ---- wiring -------------------------------------------------------------------------------
 function openApp(id) {
   state.app = id;
+  state.lastId = '';
   state.channel = null;
   state.skipped = 0;
   $('skipped').hidden = true;
