@@ -87,8 +87,10 @@ async def test_console_forged_and_expired_cookies_are_refused(
     expired = URLSafeTimedSerializer(key_for, salt=auth_module._SALT, signer=ThirteenHoursAgo)
     stale = expired.dumps({"sid": "abc"})
     fresh = URLSafeTimedSerializer(key_for, salt=auth_module._SALT).dumps({"sid": "abc"})
+    body, stamp, signature = fresh.split(".")
+    tampered = f"{body}.{stamp}.{signature[::-1]}"
     async with console_server.client() as http:
-        for bad in (forged, stale, fresh[:-2] + "xx", "garbage"):
+        for bad in (forged, stale, tampered, "garbage"):
             response = await http.get(
                 "/console/api/apps", headers={"cookie": f"pusherd_console={bad}"}
             )
