@@ -170,6 +170,33 @@ async def test_console_page_shows_the_live_log_channels_members_and_sends_events
                 )
                 assert retries == 2
 
+                # Filters: by type, then free text; every visible line matches.
+                visible = (
+                    "[...document.querySelectorAll('#log li:not(.hidden)')]"
+                    ".map(li => JSON.parse(li.dataset.raw))"
+                )
+                await page.evaluate(
+                    "document.getElementById('f-type').value = 'refused'; refilter()"
+                )
+                shown = await page.evaluate(visible)
+                assert shown and {line["type"] for line in shown} == {"refused"}
+                await page.evaluate(
+                    "document.getElementById('f-type').value = '';"
+                    "document.getElementById('f-text').value = 'order.shipped'; refilter()"
+                )
+                shown = await page.evaluate(visible)
+                assert shown and all(line.get("event") == "order.shipped" for line in shown)
+                await page.evaluate("document.getElementById('f-text').value = ''; refilter()")
+
+                # Pause holds new lines back; resume shows them.
+                await page.evaluate("document.getElementById('pause').click()")
+                await asyncio.to_thread(sdk.trigger, "private-orders", "while.paused", {})
+                await client.event("private-orders", "while.paused")
+                await page.wait_for("state.held.some(l => l.event === 'while.paused')")
+                assert not await page.evaluate(_has_line("l.event === 'while.paused'"))
+                await page.evaluate("document.getElementById('pause').click()")
+                await page.wait_for(_has_line("l.event === 'while.paused'"))
+
                 # Channels with their counts; the presence channel's members.
                 await page.evaluate("refreshChannels()")
                 await page.wait_for(
