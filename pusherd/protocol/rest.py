@@ -55,6 +55,8 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"/apps/([^/]+)/channels/([^/]+)/users"), "users"),
     # extension: the retained events of a history channel (``[[apps.history]]``)
     ("GET", re.compile(r"/apps/([^/]+)/channels/([^/]+)/events"), "history"),
+    # Reverb Pulse's connections card polls this one (an extension of the Pusher API).
+    ("GET", re.compile(r"/apps/([^/]+)/connections"), "connections"),
     ("POST", re.compile(r"/apps/([^/]+)/users/([^/]+)/terminate_connections"), "terminate"),
     # The Python SDK posts this one without the /apps/{id} prefix; the app comes from auth_key.
     ("POST", re.compile(r"/users/([^/]+)/terminate_connections"), "terminate_by_key"),
