@@ -62,8 +62,8 @@ class RestServices:
         self.prefix = prefix
         self.eager = eager
         mine = prefix.encode()
-        probes = (start + path.encode() for start in {mine, b""} for path in PATHS)
-        self._ours = (mine + b"/apps/", mine + b"/users/", *probes)
+        probe_paths = [start + path.encode() for start in {mine, b""} for path in PATHS]
+        self._ours = (mine + b"/apps/", mine + b"/users/", *probe_paths)
 
     def ours(self, url: bytes) -> bool:
         """Whether this protocol answers ``url`` (the REST API and the probes)."""
