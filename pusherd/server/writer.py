@@ -122,6 +122,10 @@ def broadcast(
 
 def flush_all(dirty: list[Output]) -> None:
     """Write every dirty writer's queue in one ``write`` each."""
+    if not dirty:
+        return
+    # A node's writers share one bound: read once, not once per socket (hot loop).
+    limit = dirty[0].max_buffer
     for writer in dirty:
         out = writer.out
         writer.out = None
@@ -130,7 +134,7 @@ def flush_all(dirty: list[Output]) -> None:
         transport = writer.transport
         try:
             transport.write(out[0] if len(out) == 1 else b"".join(out))
-            if transport.get_write_buffer_size() > writer.max_buffer:
+            if transport.get_write_buffer_size() > limit:
                 writer.overflow()
         except Exception:  # one broken socket must not stop the others' writes
             logger.exception("skipped write: failed to write to socket %s", writer.socket_id)
