@@ -33,7 +33,7 @@ __all__ = ["ServerProcess", "ServerStartError", "free_port", "to_toml"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Environment variables that reconfigure the server; a test must opt in to them explicitly.
-_CONFIG_ENV_PREFIXES = ("PUSHERD_", "REVERB_")
+_CONFIG_ENV_PREFIXES = ("PUSHERD_", "REVERB_", "SOKETI_", "PUSHER_")
 
 
 class ServerStartError(RuntimeError):

@@ -66,6 +66,9 @@ class App:
     subscription_count: bool = False
     watchlist: bool = True
     webhooks: tuple[WebhookTarget, ...] = ()
+    # Only the tools use it (``tail``, ``trigger``, ``auth-server`` on encrypted
+    # channels); the server never decrypts.
+    encryption_master_key_base64: str = field(default="", repr=False)
 
     @property
     def max_event_payload_bytes(self) -> int:
