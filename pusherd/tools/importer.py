@@ -385,8 +385,9 @@ def import_env(text: str, source: str = ".env") -> str:
     )
     app_id, key, secret = (env.get(f"{family}_APP_{k}", "") for k in ("ID", "KEY", "SECRET"))
     used = {f"{family}_APP_ID", f"{family}_APP_KEY", f"{family}_APP_SECRET"}
-    if family == "REVERB" and any(env.get(f"PUSHER_APP_{k}") for k in ("ID", "KEY", "SECRET")):
-        draft.top.notes.append("PUSHER_APP_*: REVERB_APP_* is set too and is used instead")
+    if family == "REVERB":
+        if any(env.get(f"PUSHER_APP_{k}") for k in ("ID", "KEY", "SECRET")):
+            draft.top.notes.append("PUSHER_APP_*: REVERB_APP_* is set too and is used instead")
         used |= {"PUSHER_APP_ID", "PUSHER_APP_KEY", "PUSHER_APP_SECRET"}
     if env.get("REVERB_SERVER_HOST"):
         draft.set("server", "host", env["REVERB_SERVER_HOST"])
@@ -434,10 +435,12 @@ def import_env(text: str, source: str = ".env") -> str:
             "(pusherd keygen makes credentials)"
         )
     for name in sorted(env):
-        if name in used:
+        if name in used or not env[name]:
             continue
         bare = name.removeprefix("VITE_")
-        if bare in _CLIENT_SIDE:
+        if name.startswith("VITE_") and bare.startswith(("REVERB_", "PUSHER_")):
+            draft.top.notes.append(f"{name}: Echo's copy for the browser; it stays in .env")
+        elif bare in _CLIENT_SIDE:
             draft.top.notes.append(f"{name}: {_CLIENT_SIDE[bare]}")
         elif name.startswith(("REVERB_", "PUSHER_", "VITE_REVERB_", "VITE_PUSHER_")):
             draft.top.notes.append(f"{name}: no pusherd equivalent, ignored")

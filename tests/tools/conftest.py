@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,7 +18,7 @@ import pytest
 
 from tests.e2e import conftest as e2e
 from tests.e2e.conftest import APP, MASTER_KEY_B64, Target
-from tests.server_process import REPO_ROOT, to_toml
+from tests.server_process import REPO_ROOT, clean_env, to_toml
 
 # The conformance suite's fixtures, shared: its live server and its pusher-js launcher.
 target = e2e.target
@@ -27,15 +26,7 @@ launch = e2e.launch
 sdk = e2e.sdk
 uid = e2e.uid
 
-__all__ = ["CliProcess", "RunCli", "StartCli", "cli_env"]
-
-
-def cli_env() -> dict[str, str]:
-    """The process environment without any variable that reconfigures pusherd."""
-    prefixes = ("PUSHERD_", "REVERB_", "SOKETI_", "PUSHER_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+__all__ = ["CliProcess", "RunCli", "StartCli"]
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +58,7 @@ def cli(cli_config: Path) -> RunCli:
         return subprocess.run(
             cmd + rest,
             cwd=REPO_ROOT,
-            env=cli_env(),
+            env=clean_env(),
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -136,7 +127,7 @@ async def start_cli(cli_config: Path) -> AsyncIterator[StartCli]:
             sys.executable,
             *cmd,
             cwd=REPO_ROOT,
-            env=cli_env(),
+            env=clean_env(),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
