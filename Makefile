@@ -20,13 +20,15 @@ $(STAMP): pyproject.toml
 run: install
 	$(VENV)/bin/pusherd serve $(if $(CONFIG),--config $(CONFIG))
 
-# Debian packages the suite runs for real: redis-server, caddy, chromium, nginx.
+# Debian packages the suite runs for real: redis-server, caddy, chromium, nginx, php-cli
+# (the Laravel webhook recipe's logic).
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v caddy >/dev/null || missing="$$missing caddy"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v nginx >/dev/null || missing="$$missing nginx-light"; \
+	command -v php >/dev/null || missing="$$missing php-cli"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  echo "installing:$$missing"; \
