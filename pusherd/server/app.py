@@ -82,11 +82,16 @@ def create_app(config: Config, node: Node | None = None) -> PusherdApp:
     routes = [
         Route(prefix + "/up", health.up),
         Route(prefix + "/ready", health.ready),
+        Route(prefix + "/health", health.health),
         Mount(prefix + "/apps", app=rest),
         Mount(prefix + "/users", app=rest),
     ]
     if prefix:
-        routes += [Route("/up", health.up), Route("/ready", health.ready)]
+        routes += [
+            Route("/up", health.up),
+            Route("/ready", health.ready),
+            Route("/health", health.health),
+        ]
     if config.metrics.enabled:
         routes.append(Route(prefix + "/metrics", health.metrics))
         if prefix:

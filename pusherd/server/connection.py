@@ -216,6 +216,7 @@ class Connection(asyncio.Protocol):
             self._write_now(_NORMAL_CLOSE if reply == 1000 else close_frame(reply))
             self.transport.close()
         elif opcode is Opcode.BINARY:
+            self.node.metrics.error_sent(None)
             self.send(_BINARY_ERROR)
 
     def _on_text(self, payload: bytes) -> None:
@@ -329,6 +330,7 @@ class Connection(asyncio.Protocol):
                     }
                 )
             )
+        self.node.metrics.error_sent(exc.code)
         self.send(encode_error(exc.message, exc.code))
 
     def _protocol_error(self, code: int, reason: str) -> None:
@@ -367,6 +369,8 @@ class Connection(asyncio.Protocol):
         """Send ``pusher:error`` (for 4xxx codes) and a close frame, then close."""
         if self.closing:
             return
+        if code != CloseStatus.NORMAL:
+            self.node.metrics.error_sent(code)
         if error_frame and code >= 4000:
             self._write_now(text_frame(encode_error(message, code)))
         self.closing = True

@@ -25,7 +25,7 @@ from pusherd.metrics import Metrics
 from pusherd.protocol.frames import ping_frame
 from pusherd.protocol.messages import encode_event
 from pusherd.protocol.origins import origin_allowed
-from pusherd.protocol.session import Session
+from pusherd.protocol.session import Session, distinct_users
 from pusherd.server.connection import Connection
 from pusherd.server.eager import start_eagerly
 from pusherd.server.handshake import Request
@@ -91,6 +91,7 @@ class Node:
         self.metrics_listener: MetricsListener | None = None
         self.rest: RestApi | None = None  # set by create_app
         self._socket_ids = SocketIds()
+        metrics.count_users_with(lambda: distinct_users(c.session for c in self.connections))
 
     def __repr__(self) -> str:
         return f"Node(id={self.config.scaling.node_id!r}, connections={len(self.connections)})"

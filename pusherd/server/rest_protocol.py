@@ -22,7 +22,7 @@ import orjson
 
 from pusherd.metrics import CONTENT_TYPE
 from pusherd.server.eager import start_eagerly
-from pusherd.server.health import readiness
+from pusherd.server.health import health_report, readiness
 
 if TYPE_CHECKING:
     from pusherd.server.http_api import RestApi
@@ -214,7 +214,7 @@ class RestProtocol(asyncio.Protocol):
     ) -> tuple[int, bytes, bytes]:
         prefix = self.node.prefix
         local = path[len(prefix) :] if prefix and path.startswith(prefix) else path
-        if method == "GET" and local in ("/up", "/ready", "/metrics"):
+        if method == "GET" and local in ("/up", "/ready", "/health", "/metrics"):
             return self._probe(local)
         if not path.startswith(prefix + "/"):
             return 404, b"Not found\n", b"text/plain"
@@ -226,6 +226,9 @@ class RestProtocol(asyncio.Protocol):
             return 200, b'{"health":"OK"}', b"application/json"
         if path == "/ready":
             status, body = readiness(node)
+            return status, orjson.dumps(body), b"application/json"
+        if path == "/health":
+            status, body = health_report(node)
             return status, orjson.dumps(body), b"application/json"
         if not node.config.metrics.enabled:
             return 404, b"Not found\n", b"text/plain"
