@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pusherd.apps.base import WEBHOOK_EVENT_TYPES, App, WebhookTarget
 from pusherd.errors import ConfigError
@@ -495,8 +496,6 @@ def _redis_url_from(environ: Mapping[str, str], prefix: str) -> str | None:
     values = {n: environ.get(f"{prefix}{n}", "") for n in names}
     if not any(values.values()):
         return None
-    from urllib.parse import quote
-
     auth = ""
     if values["PASSWORD"]:
         auth = f"{quote(values['USERNAME'], safe='')}:{quote(values['PASSWORD'], safe='')}@"

@@ -11,6 +11,7 @@ reaches it can join any channel.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 import re
@@ -88,8 +89,6 @@ class AuthSigner:
                     "message": "no encryption master key configured "
                     "(encryption_master_key_base64 or $PUSHERD_ENCRYPTION_MASTER_KEY_BASE64)"
                 }
-            import base64
-
             body["shared_secret"] = base64.b64encode(
                 shared_secret(channel, self.master_key)
             ).decode()

@@ -15,6 +15,7 @@ import contextlib
 import os
 import secrets
 import signal
+import ssl
 import sys
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -133,8 +134,6 @@ async def _run(target: Target, opts: TailOptions, printer: _Printer, stop: async
     )
     ssl_context = None
     if url.startswith("wss://") and not target.verify_tls:
-        import ssl
-
         ssl_context = ssl.create_default_context()
         ssl_context.check_hostname = False
         ssl_context.verify_mode = ssl.CERT_NONE

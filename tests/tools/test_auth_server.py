@@ -140,3 +140,16 @@ def test_auth_server_signer_refusals() -> None:
     denied = AuthSigner(APP, allow=False, environ={})
     status, _ = denied.answer("/broadcasting/user-auth", {"socket_id": "1.2"})
     assert status == 403
+
+
+async def test_auth_server_stops_cleanly_on_sigterm(start_cli: StartCli) -> None:
+    import signal
+
+    server, base = await _auth_server(start_cli)
+    async with httpx.AsyncClient(timeout=5) as http:
+        answer = await http.post(f"{base}/broadcasting/user-auth", data={"socket_id": "3.4"})
+    assert answer.status_code == 200
+    assert answer.json()["user_data"] == '{"id":"user-3-4","user_info":{"name":"user-3-4"}}'
+    server.proc.send_signal(signal.SIGTERM)
+    code, _, _ = await server.finish()
+    assert code == 0

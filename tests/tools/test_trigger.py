@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.server_process import ServerProcess
+from tests.server_process import free_port
 
 from .conftest import RunCli, StartCli
 
@@ -37,8 +37,7 @@ async def test_trigger_socket_id_excludes_that_socket(
 
 
 def test_trigger_to_server_without_node_fails_with_message(cli: RunCli) -> None:
-    with ServerProcess() as server:
-        url = server.http_url
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     result = cli("trigger", "--url", url, "c", "e")
     assert result.returncode == 1
     assert f"cannot reach {url}" in result.stderr
