@@ -109,6 +109,7 @@ class RedisBroker:
         self._client = Redis.from_pool(pool)
         self._scripts = NodeScripts(self._client, self.node_id, _ms(node_timeout))
         self._mirror = Mirror()
+        self._user_apps: set[str] = set()  # apps whose users_online this node reports
         self._reaped: ReapedFn | None = None
         self._pubsub = RedisPubSub(
             # RESP2 on the subscriber: pub/sub messages are plain replies to read_response()
@@ -369,6 +370,17 @@ class RedisBroker:
         if await self._client.set(REAPER, self.node_id, nx=True, px=_ms(self._interval * 0.8)):
             for app, kind, channel, user in await self._scripts.reap():
                 self._report(Reaped(app, kind, channel, user))
+        await self._count_users()
+
+    async def _count_users(self) -> None:
+        """Give the metrics the cluster-wide distinct users of every app seen here."""
+        if self._metrics is None:
+            return
+        mirror = self._mirror
+        self._user_apps.update(app for app, _, _ in mirror.presence)
+        self._user_apps.update(app for app, _, _ in mirror.users)
+        if self._user_apps:
+            self._metrics.users_counted(await self._scripts.users_online(sorted(self._user_apps)))
 
     def _report(self, event: Reaped) -> None:
         logger.info("reaped %s on %s of app %s", event.kind, event.channel, event.app_id)

@@ -21,6 +21,13 @@ local function split(item)
   end
 end
 
+local function went_offline(app, user)
+  local key = 'pusherd:on:' .. app
+  if redis.call('HINCRBY', key, user, -1) <= 0 then
+    redis.call('HDEL', key, user)
+  end
+end
+
 local function drop_presence(app, channel, socket)
   local base = app .. ':' .. channel
   local user = redis.call('HGET', 'pusherd:ps:' .. base, socket)
@@ -31,6 +38,7 @@ local function drop_presence(app, channel, socket)
   if redis.call('HINCRBY', 'pusherd:pc:' .. base, user, -1) <= 0 then
     redis.call('HDEL', 'pusherd:pc:' .. base, user)
     redis.call('HDEL', 'pusherd:pu:' .. base, user)
+    went_offline(app, user)
     for _, v in ipairs({app, 'member_removed', channel, user}) do
       events[#events + 1] = v
     end
@@ -59,7 +67,10 @@ local function drop(node)
     elseif f[1] == 'c' then
       redis.call('HDEL', 'pusherd:c:' .. f[2], f[3])
     elseif f[1] == 'u' then
-      redis.call('HDEL', 'pusherd:u:' .. f[2] .. ':' .. f[4], f[3])
+      local sockets = 'pusherd:u:' .. f[2] .. ':' .. f[4]
+      if redis.call('HDEL', sockets, f[3]) == 1 and redis.call('HLEN', sockets) == 0 then
+        went_offline(f[2], f[4])
+      end
     end
   end
   -- members leave before their channel is reported vacated
