@@ -4,8 +4,8 @@
 Python SDK's ``/users/…``). Backends keep these connections open and send request
 after request, so each request costs only the httptools parse, ``RestApi.handle`` and
 one ``write``: no ASGI scope, no task per request (with the memory broker nothing
-waits, see ``eager``), no middleware. ``/up``, ``/ready`` and ``/metrics`` are answered
-too; any other path is a 404 (all other traffic goes through uvicorn and Starlette).
+waits, see ``eager``), no middleware. ``/up``, ``/ready``, ``/health`` and ``/metrics`` are
+answered too; any other path is a 404 (all other traffic goes through uvicorn and Starlette).
 Requests are answered in order; a pipelining flood pauses reading.
 """
 
