@@ -2,6 +2,8 @@
 
 Each scenario gets a freshly started server (pinned to CPU 0) and the load generator runs
 pinned to CPU 1. The markdown table goes to stdout and to ``bench/results/latest.md``.
+``--baseline REV`` adds pusherd as of commit ``REV`` (``bench.baseline``) as one more
+server in the same run, and a ``pusherd/baseline`` ratio column.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import sys
 import traceback
 from pathlib import Path
 
+from bench.baseline import Baseline, prepare_baseline
 from bench.build import build_loadgen
 from bench.gen import GEN_CPU
 from bench.report import publish, render_table
 from bench.scenarios import SCENARIOS, Figure, Scale
-from bench.servers import start_server
+from bench.servers import BASELINE, start_server
 
 __all__ = ["main"]
 
@@ -49,11 +52,21 @@ def main(argv: list[str] | None = None) -> int:
         help="extra argument for `pusherd serve` (repeatable), e.g. --pusherd-arg=--log-level "
         "--pusherd-arg=warning",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run pusherd as of this git revision, for a before/after column",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.md")
     args = parser.parse_args(argv)
 
     wanted = {s.strip().upper() for s in args.scenarios.split(",") if s.strip()}
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    baseline: Baseline | None = None
+    if args.baseline:
+        print(f"[bench] installing the baseline {args.baseline} ...", file=sys.stderr)
+        baseline = prepare_baseline(args.baseline)
+        servers.insert(servers.index("pusherd") + 1 if "pusherd" in servers else 0, BASELINE)
     scale = Scale.quick() if args.quick else Scale()
     _raise_fd_limit()
     if (os.cpu_count() or 1) >= 2:
@@ -68,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[bench] {scenario.key} {scenario.title} on {name} ...", file=sys.stderr)
             server = None
             try:
-                server = start_server(name, tuple(args.pusherd_arg))
+                server = start_server(name, tuple(args.pusherd_arg), baseline)
                 figures = scenario.run(server, binary, scale)
             except Exception as exc:  # one failure must not lose the rest of the table
                 traceback.print_exc()
@@ -99,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
 
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     extra = f" pusherd args: `{' '.join(args.pusherd_arg)}`." if args.pusherd_arg else ""
+    if baseline is not None:
+        extra += f" Baseline: {args.baseline} = {baseline.commit[:10]}."
     header = (
         f"Run {stamp}, {'quick' if args.quick else 'full'} scale, scenarios "
         f"{','.join(sorted(wanted))}; server on CPU 0, C load generator on CPU {GEN_CPU}."

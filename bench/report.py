@@ -19,33 +19,45 @@ def _fmt(value: float | None, unit: str) -> str:
     return f"{value:.2f} {unit}"
 
 
-def render_table(results: dict[str, list[Figure]], header: str = "") -> str:
-    """A table with one row per figure: pusherd, soketi, pusherd/soketi and notes.
+def _ratio(a: Figure | None, b: Figure | None) -> str:
+    if a is None or b is None or a.value <= 0 or b.value <= 0:
+        return ""
+    r = a.value / b.value
+    good = r <= 1 if a.better == "lower" else r >= 1
+    return f"{r:.2f} {'✅' if good else '❌'}"
 
-    The ratio is marked ✅ when pusherd is at least as good as soketi (lower is better for
-    costs and latencies, higher for rates).
+
+def render_table(results: dict[str, list[Figure]], header: str = "") -> str:
+    """A table with one row per figure: each server's value, the ratios, and notes.
+
+    Columns are pusherd, then any other server in ``results`` (``pusherd/baseline``,
+    soketi), then pusherd/soketi and pusherd/baseline where both were measured. A ratio is
+    marked ✅ when pusherd is at least as good (lower is better for costs and latencies,
+    higher for rates).
     """
-    ours = {(f.scenario, f.name): f for f in results.get("pusherd", [])}
-    peer = {(f.scenario, f.name): f for f in results.get("soketi", [])}
-    keys = list(dict.fromkeys([*ours, *peer]))
+    names = ["pusherd", *(n for n in results if n != "pusherd")]
+    if "soketi" not in names:
+        names.append("soketi")  # the column stays, empty, so old tables still compare
+    by_name = {name: {(f.scenario, f.name): f for f in results.get(name, [])} for name in names}
+    peers = [p for p in ("soketi", "pusherd/baseline") if p in by_name]
+    keys = list(dict.fromkeys(k for name in names for k in by_name[name]))
     lines = [header] if header else []
+    columns = ["baseline" if n == "pusherd/baseline" else n for n in names]
+    heads = [*columns, *(f"pusherd/{p.removeprefix('pusherd/')}" for p in peers)]
     lines += [
-        "| scenario | figure | pusherd | soketi | pusherd/soketi | notes (pusherd; soketi) |",
-        "|---|---|---|---|---|---|",
+        "| scenario | figure | " + " | ".join(heads) + " | notes |",
+        "|---|---|" + "---|" * len(heads) + "---|",
     ]
     for key in keys:
-        a, b = ours.get(key), peer.get(key)
-        unit = (a or b).unit if (a or b) else ""
-        ratio = ""
-        if a is not None and b is not None and a.value > 0 and b.value > 0:
-            r = a.value / b.value
-            good = r <= 1 if a.better == "lower" else r >= 1
-            ratio = f"{r:.2f} {'✅' if good else '❌'}"
-        notes = "; ".join(x.note for x in (a, b) if x is not None and x.note)
-        lines.append(
-            f"| {key[0]} | {key[1]} | {_fmt(a.value if a else None, unit)} | "
-            f"{_fmt(b.value if b else None, unit)} | {ratio} | {notes} |"
+        row = [by_name[name].get(key) for name in names]
+        unit = next((f.unit for f in row if f is not None), "")
+        ours = by_name["pusherd"].get(key)
+        cells = [_fmt(f.value if f else None, unit) for f in row]
+        cells += [_ratio(ours, by_name[p].get(key)) for p in peers]
+        notes = "; ".join(
+            f"{n}: {f.note}" for n, f in zip(columns, row, strict=True) if f and f.note
         )
+        lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells) + f" | {notes} |")
     return "\n".join(lines) + "\n"
 
 

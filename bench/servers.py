@@ -15,10 +15,13 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.baseline import Baseline
+
 __all__ = [
     "APP_ID",
     "APP_KEY",
     "APP_SECRET",
+    "BASELINE",
     "SERVER_CPU",
     "Server",
     "free_port",
@@ -125,11 +128,17 @@ def _wait_http(port: int, path: str, timeout: float, proc: subprocess.Popen[byte
 
 
 def start_pusherd(
-    log_dir: Path | None = None, pin: bool = True, extra_args: tuple[str, ...] = ()
+    log_dir: Path | None = None,
+    pin: bool = True,
+    extra_args: tuple[str, ...] = (),
+    python: Path | None = None,
+    cwd: Path = ROOT,
+    name: str = "pusherd",
 ) -> Server:
     """Start ``python -m pusherd serve`` on a free port, pinned to SERVER_CPU if ``pin``.
 
-    ``extra_args`` go to ``serve`` as they are (e.g. ``--log-level warning``).
+    ``extra_args`` go to ``serve`` as they are (e.g. ``--log-level warning``); ``python``
+    and ``cwd`` run another installed build (``bench.baseline``).
     """
     port = free_port()
     work = Path(tempfile.mkdtemp(prefix="pusherd-bench-"))
@@ -145,13 +154,13 @@ def start_pusherd(
         "max_presence_members = 100\n"
     )
     log = open((log_dir or work) / "pusherd.log", "wb")  # noqa: SIM115 - lives with the process
-    argv = [sys.executable, "-m", "pusherd", "serve", "--config", str(config)]
+    argv = [str(python or sys.executable), "-m", "pusherd", "serve", "--config", str(config)]
     argv += ["--host", "127.0.0.1", "--port", str(port), *extra_args]
     proc = subprocess.Popen(
-        pinned(SERVER_CPU, argv) if pin else argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+        pinned(SERVER_CPU, argv) if pin else argv, stdout=log, stderr=subprocess.STDOUT, cwd=cwd
     )
     log.close()
-    server = Server("pusherd", port, proc.pid, proc, work, [work])
+    server = Server(name, port, proc.pid, proc, work, [work])
     try:
         _wait_http(port, "/up", 30, proc)
     except Exception:
@@ -180,10 +189,21 @@ def start_soketi() -> Server:
     return Server("soketi", port, pid)
 
 
-def start_server(name: str, pusherd_args: tuple[str, ...] = ()) -> Server:
-    """Start the server called ``name`` ("pusherd" or "soketi")."""
+BASELINE = "pusherd/baseline"
+
+
+def start_server(
+    name: str, pusherd_args: tuple[str, ...] = (), baseline: Baseline | None = None
+) -> Server:
+    """Start the server called ``name`` ("pusherd", "soketi" or ``BASELINE``)."""
     if name == "pusherd":
         return start_pusherd(extra_args=pusherd_args)
+    if name == BASELINE:
+        if baseline is None:
+            raise ValueError("the baseline server needs --baseline REV")
+        return start_pusherd(
+            extra_args=pusherd_args, python=baseline.python, cwd=baseline.tree, name=BASELINE
+        )
     if name == "soketi":
         return start_soketi()
     raise ValueError(f"unknown server {name!r}")

@@ -57,6 +57,8 @@ class ServerConfig:
     max_connections: int = 0
     max_message_size_kb: int = 100
     max_http_body_kb: int = 1024
+    # Seconds a REST request has from its first byte to its last before it gets 408.
+    http_request_timeout: float = 10.0
     # Outstanding (unsent) bytes per socket before a slow consumer is cut off (4100).
     max_write_buffer_kb: int = 1024
     shutdown_grace: float = 10.0
@@ -115,6 +117,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "max_connections": int,
         "max_message_size_kb": int,
         "max_http_body_kb": int,
+        "http_request_timeout": (int, float),
         "max_write_buffer_kb": int,
         "shutdown_grace": (int, float),
         "timestamp_window": int,
@@ -410,6 +413,7 @@ def _parse(text: str, path: str) -> Config:
         "workers",
         "pong_timeout",
         "timestamp_window",
+        "http_request_timeout",
     ):
         _positive(getattr(server, name), name, loc, "server", allow_zero=False)
     for name in ("max_connections", "shutdown_grace"):

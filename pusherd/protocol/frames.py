@@ -64,12 +64,17 @@ class Message:
 
 
 class FrameError(Exception):
-    """The client broke RFC 6455; close the connection with ``code``."""
+    """The client broke RFC 6455; close the connection with ``code``.
+
+    ``messages`` holds the complete messages that came before the bad frame in the same
+    read: they are still the client's, and are handled before the close.
+    """
 
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
         self.code = code
         self.reason = reason
+        self.messages: list[Message] = []
 
 
 def accept_key(key: str) -> str:
@@ -127,7 +132,14 @@ class FrameParser:
         max_size: the largest message (after reassembly) accepted, in bytes.
     """
 
-    __slots__ = ("_buffer", "_fragment_opcode", "_fragment_size", "_fragments", "max_size")
+    __slots__ = (
+        "_buffer",
+        "_fragment_opcode",
+        "_fragment_size",
+        "_fragments",
+        "_skip",
+        "max_size",
+    )
 
     def __init__(self, max_size: int) -> None:
         self.max_size = max_size
@@ -135,6 +147,7 @@ class FrameParser:
         self._fragments: list[bytes] | None = None
         self._fragment_opcode = Opcode.TEXT
         self._fragment_size = 0
+        self._skip = 0
 
     def feed(self, data: bytes) -> list[Message]:
         """Consume ``data`` and return every complete message in it.
@@ -159,15 +172,70 @@ class FrameParser:
         messages: list[Message] = []
         offset = 0
         end = len(buffer)
+        try:
+            while end - offset >= 2:
+                first = buffer[offset]
+                second = buffer[offset + 1]
+                if first & 0x70:
+                    raise FrameError(CloseStatus.PROTOCOL_ERROR, "reserved bits must be 0")
+                if not second & 0x80:
+                    raise FrameError(CloseStatus.PROTOCOL_ERROR, "client frames must be masked")
+                fin = first & 0x80
+                opcode = first & 0x0F
+                length = second & 0x7F
+                position = offset + 2
+                if length == 126:
+                    if end - position < 2:
+                        break
+                    (length,) = struct.unpack_from("!H", buffer, position)
+                    position += 2
+                elif length == 127:
+                    if end - position < 8:
+                        break
+                    (length,) = struct.unpack_from("!Q", buffer, position)
+                    position += 8
+                if opcode >= 0x8:
+                    if length > 125 or not fin:
+                        raise FrameError(CloseStatus.PROTOCOL_ERROR, "invalid control frame")
+                elif length + self._fragment_size > self.max_size:
+                    raise FrameError(
+                        CloseStatus.TOO_BIG, f"message larger than {self.max_size} bytes"
+                    )
+                if end - position < 4 + length:
+                    break
+                mask = buffer[position : position + 4]
+                position += 4
+                payload = _unmask(buffer[position : position + length], mask)
+                offset = position + length
+                self._frame(opcode, bool(fin), payload, messages)
+        except FrameError as exc:
+            # ``offset`` is a frame boundary: the bad frame's start, or the end of a bad
+            # continuation. ``discard_until_close`` goes on from there.
+            self._buffer = buffer[offset:]
+            exc.messages = messages
+            raise
+        self._buffer = buffer[offset:] if offset < end else b""
+        return messages
+
+    def discard_until_close(self, data: bytes) -> bool:
+        """Skip the client's frames after the server sent its close frame (§7.1.1).
+
+        Payloads are skipped by their declared length, however large, without being
+        unmasked or kept, so the rest of an oversized frame costs nothing but the read.
+
+        Returns:
+            True once the header of the client's own close frame has arrived.
+        """
+        self._fragments = None
+        buffer = self._buffer + data if self._buffer else data
+        offset = self._skip
+        end = len(buffer)
         while end - offset >= 2:
-            first = buffer[offset]
             second = buffer[offset + 1]
-            if first & 0x70:
-                raise FrameError(CloseStatus.PROTOCOL_ERROR, "reserved bits must be 0")
-            if not second & 0x80:
-                raise FrameError(CloseStatus.PROTOCOL_ERROR, "client frames must be masked")
-            fin = first & 0x80
-            opcode = first & 0x0F
+            if buffer[offset] & 0x0F == Opcode.CLOSE:
+                self._buffer = b""
+                self._skip = 0
+                return True
             length = second & 0x7F
             position = offset + 2
             if length == 126:
@@ -180,20 +248,14 @@ class FrameParser:
                     break
                 (length,) = struct.unpack_from("!Q", buffer, position)
                 position += 8
-            if opcode >= 0x8:
-                if length > 125 or not fin:
-                    raise FrameError(CloseStatus.PROTOCOL_ERROR, "invalid control frame")
-            elif length + self._fragment_size > self.max_size:
-                raise FrameError(CloseStatus.TOO_BIG, f"message larger than {self.max_size} bytes")
-            if end - position < 4 + length:
-                break
-            mask = buffer[position : position + 4]
-            position += 4
-            payload = _unmask(buffer[position : position + length], mask)
-            offset = position + length
-            self._frame(opcode, bool(fin), payload, messages)
-        self._buffer = buffer[offset:] if offset < end else b""
-        return messages
+            offset = position + (4 if second & 0x80 else 0) + length
+        if offset >= end:
+            self._skip = offset - end
+            self._buffer = b""
+        else:
+            self._skip = 0
+            self._buffer = buffer[offset:]
+        return False
 
     def _frame(self, opcode: int, fin: bool, payload: bytes, messages: list[Message]) -> None:
         if opcode == Opcode.TEXT and fin and self._fragments is None:

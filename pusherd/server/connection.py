@@ -39,6 +39,7 @@ from pusherd.protocol.frames import (
 )
 from pusherd.protocol.messages import encode_error, parse_client_message
 from pusherd.protocol.session import Session
+from pusherd.server import linger
 from pusherd.server.eager import start_eagerly
 from pusherd.server.handshake import HandshakeError, accept_response, parse_request
 
@@ -64,10 +65,12 @@ class Connection(asyncio.Protocol):
         "close_code",
         "closing",
         "closing_since",
+        "discarded",
         "door",
         "inbox",
         "internal",
         "last_seen",
+        "lingering",
         "node",
         "opened_at",
         "out",
@@ -108,6 +111,8 @@ class Connection(asyncio.Protocol):
         self.task: asyncio.Future[None] | None = None
         self.internal: list[str] | None = None
         self.paused = False
+        self.lingering: asyncio.TimerHandle | None = None
+        self.discarded = 0
         self._head = b""
 
     def __repr__(self) -> str:
@@ -121,6 +126,9 @@ class Connection(asyncio.Protocol):
             self.server_state.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
+        if self.closing:
+            self._discard(data)
+            return
         self.last_seen = self.node.clock()
         self.pinged_at = 0.0
         parser = self.parser
@@ -130,10 +138,17 @@ class Connection(asyncio.Protocol):
         try:
             messages = parser.feed(data)
         except FrameError as exc:
-            self._protocol_error(exc.code, exc.reason)
+            self._on_messages(exc.messages)
+            if not self.closing:
+                self._protocol_error(exc.code, exc.reason)
             return
-        for message in messages:
+        self._on_messages(messages)
+
+    def _on_messages(self, messages: list[Message]) -> None:
+        for index, message in enumerate(messages):
             if self.closing:
+                if any(m.opcode is Opcode.CLOSE for m in messages[index:]):
+                    self._end_linger()
                 return
             if message.opcode is Opcode.TEXT:
                 self._on_text(message.payload)
@@ -143,6 +158,9 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
         self.out = None
+        if self.lingering is not None:
+            self.lingering.cancel()
+            self.lingering = None
         if self.server_state is not None:
             self.server_state.connections.discard(self)
         if self.session is not None:
@@ -377,6 +395,31 @@ class Connection(asyncio.Protocol):
         self.closing_since = self.node.clock()
         self.close_code = code
         self._write_now(close_frame(code, message))
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close TCP once the client answered our close frame (see ``server.linger``)."""
+        if self.parser is None or self.transport.is_closing():
+            self.transport.close()
+            return
+        if self.paused:  # a full inbox stopped reading; the client's close must get in
+            self.paused = False
+            self.transport.resume_reading()
+        self.lingering = asyncio.get_running_loop().call_later(
+            linger.LINGER_SECONDS, self._end_linger
+        )
+
+    def _discard(self, data: bytes) -> None:
+        if self.lingering is None or self.parser is None:
+            return
+        self.discarded += len(data)
+        if self.parser.discard_until_close(data) or self.discarded > linger.LINGER_BYTES:
+            self._end_linger()
+
+    def _end_linger(self) -> None:
+        if self.lingering is not None:
+            self.lingering.cancel()
+            self.lingering = None
         self.transport.close()
 
     def overflow(self) -> None:

@@ -11,6 +11,7 @@ one regex dispatch plus one body read is all it needs.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -63,27 +64,30 @@ class RestApi:
         self.prefix = config.path_prefix
         self.window = config.timestamp_window
         self.max_body = config.max_http_body_kb * 1024
+        self.request_timeout = config.http_request_timeout
         self._buckets: dict[str, tuple[float, float]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request as an ASGI app (behind uvicorn's HTTP protocol)."""
+        timed_out = False
         try:
-            body: bytes | None = await self._read_body(scope, receive)
+            async with asyncio.timeout(self.request_timeout):
+                body: bytes | None = await self._read_body(scope, receive)
         except ApiError:
             body = None  # too large: handle() answers 413
-        status, payload, content_type = await self.handle(
-            scope["method"], scope["path"], scope.get("query_string", b""), body
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", content_type),
-                    (b"content-length", str(len(payload)).encode()),
-                ],
-            }
-        )
+        except TimeoutError:
+            body, timed_out = b"", True
+        if timed_out:
+            status, payload, content_type = 408, b"Request not received in time\n", b"text/plain"
+        else:
+            status, payload, content_type = await self.handle(
+                scope["method"], scope["path"], scope.get("query_string", b""), body
+            )
+        headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(payload))]
+        if status in (408, 413):
+            # The rest of the body is not read: the connection cannot carry another request.
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
     async def handle(

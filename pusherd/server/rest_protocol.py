@@ -6,7 +6,11 @@ after request, so each request costs only the httptools parse, ``RestApi.handle`
 one ``write``: no ASGI scope, no task per request (with the memory broker nothing
 waits, see ``eager``), no middleware. ``/up``, ``/ready``, ``/health`` and ``/metrics`` are
 answered too; any other path is a 404 (all other traffic goes through uvicorn and Starlette).
-Requests are answered in order; a pipelining flood pauses reading.
+Requests are answered in order; a pipelining flood pauses reading. A body declared (or
+streamed) past ``max_http_body_kb`` is answered 413 at once, without reading it; a request
+that has not fully arrived ``http_request_timeout`` seconds after its first byte gets
+408. Both close the connection after a lingering read (``server.linger``), so the
+answer is not lost to a reset while the client is still sending.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import httptools
 import orjson
 
 from pusherd.metrics import CONTENT_TYPE
+from pusherd.server import linger
 from pusherd.server.eager import start_eagerly
 from pusherd.server.health import health_report, readiness
 
@@ -41,6 +46,7 @@ _REASONS = {
     403: b"Forbidden",
     404: b"Not Found",
     405: b"Method Not Allowed",
+    408: b"Request Timeout",
     413: b"Payload Too Large",
     429: b"Too Many Requests",
     503: b"Service Unavailable",
@@ -48,7 +54,7 @@ _REASONS = {
 
 
 class _Request:
-    __slots__ = ("body", "headers", "keep_alive", "method", "too_large", "url")
+    __slots__ = ("body", "headers", "keep_alive", "method", "refusal", "too_large", "url")
 
     def __init__(self) -> None:
         self.method = ""
@@ -57,6 +63,8 @@ class _Request:
         self.body: list[bytes] = []
         self.too_large = False
         self.keep_alive = True
+        # Set when the request is answered before it has fully arrived (413, 408).
+        self.refusal: tuple[int, bytes] | None = None
 
 
 class RestProtocol(asyncio.Protocol):
@@ -77,6 +85,12 @@ class RestProtocol(asyncio.Protocol):
         self.idle: asyncio.TimerHandle | None = None
         self.upgrade: _Request | None = None
         self.max_body = rest.max_body
+        self.request_timeout = rest.request_timeout
+        self.deadline: asyncio.TimerHandle | None = None
+        # After a refusal: input is read and dropped until EOF (see server.linger).
+        self.discarding = False
+        self.discarded = 0
+        self.lingering: asyncio.TimerHandle | None = None
 
     # asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -85,6 +99,11 @@ class RestProtocol(asyncio.Protocol):
             self.server_state.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
+        if self.discarding:
+            self.discarded += len(data)
+            if self.discarded > linger.LINGER_BYTES and self.transport is not None:
+                self.transport.close()
+            return
         if self.idle is not None:
             self.idle.cancel()
             self.idle = None
@@ -97,8 +116,9 @@ class RestProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
-        if self.idle is not None:
-            self.idle.cancel()
+        for timer in (self.idle, self.deadline, self.lingering):
+            if timer is not None:
+                timer.cancel()
         if self.server_state is not None:
             self.server_state.connections.discard(self)
 
@@ -110,8 +130,13 @@ class RestProtocol(asyncio.Protocol):
 
     # httptools callbacks -----------------------------------------------------------
     def on_message_begin(self) -> None:
+        if self.discarding:
+            return
         self.current = _Request()
         self.size = 0
+        self.deadline = asyncio.get_running_loop().call_later(
+            self.request_timeout, self._timed_out, self.current
+        )
 
     def on_url(self, url: bytes) -> None:
         self.current.url += url
@@ -123,18 +148,50 @@ class RestProtocol(asyncio.Protocol):
             self.current.too_large = True
         elif lowered == b"expect" and value.lower() == b"100-continue":
             assert self.transport is not None
-            if not self.current.too_large:
+            if not self.current.too_large and not self.discarding:
                 self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
+    def on_headers_complete(self) -> None:
+        if self.current.too_large:  # declared too large: answer now, never read the body
+            self._refuse(413, self._too_large_message())
+
     def on_body(self, body: bytes) -> None:
+        if self.discarding:
+            return
         self.size += len(body)
-        if self.size > self.max_body:
-            self.current.too_large = True
+        if self.size > self.max_body:  # a chunked body that grew too large
             self.current.body.clear()
-        elif not self.current.too_large:
+            self._refuse(413, self._too_large_message())
+        else:
             self.current.body.append(body)
 
+    def _too_large_message(self) -> bytes:
+        return b"Request body larger than %d KB\n" % (self.max_body // 1024)
+
+    def _timed_out(self, request: _Request) -> None:
+        self.deadline = None
+        if request is self.current and not self.discarding and not self.closing:
+            self._refuse(408, b"Request not received in time\n")
+
+    def _refuse(self, status: int, message: bytes) -> None:
+        """Answer the request still arriving with ``status``, in turn, then stop reading it."""
+        request = self.current
+        request.refusal = (status, message)
+        request.keep_alive = False
+        self.discarding = True
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+        self.pending.append(request)
+        if not self.busy:
+            self._next()
+
     def on_message_complete(self) -> None:
+        if self.discarding:
+            return  # already answered (413, 408)
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
         request = self.current
         if self.parser.should_upgrade():
             self.upgrade = request  # data_received hands the socket over
@@ -193,8 +250,9 @@ class RestProtocol(asyncio.Protocol):
 
     def _resume(self, _: asyncio.Future[None]) -> None:
         self.busy = False
-        if self.closing and self.transport is not None:
-            self.transport.close()
+        if self.closing:
+            if self.transport is not None and self.lingering is None:
+                self.transport.close()
             return
         self._next()
 
@@ -203,6 +261,10 @@ class RestProtocol(asyncio.Protocol):
             self.transport.close()
 
     async def _serve(self, request: _Request) -> None:
+        if request.refusal is not None:
+            status, message = request.refusal
+            self._respond(status, message, b"text/plain", keep_alive=False)
+            return
         path_bytes, _, query = request.url.partition(b"?")
         path = unquote(path_bytes.decode("latin-1"))
         body = None if request.too_large else b"".join(request.body)
@@ -252,13 +314,20 @@ class RestProtocol(asyncio.Protocol):
         )
         if close:
             self.closing = True
-            transport.close()
+            if self.discarding:
+                self._linger(transport)
+            else:
+                transport.close()
+
+    def _linger(self, transport: asyncio.Transport) -> None:
+        """Close after the client stops sending (or ``server.linger``'s bounds)."""
+        if transport.can_write_eof():
+            transport.write_eof()  # the answer is complete: tell the client now
+        self.lingering = asyncio.get_running_loop().call_later(
+            linger.LINGER_SECONDS, transport.close
+        )
 
     def _fail(self, message: bytes) -> None:
-        self.closing = True
-        if self.transport is not None:
-            self.transport.write(
-                b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\n"
-                b"content-length: %d\r\nconnection: close\r\n\r\n%s\n" % (len(message) + 1, message)
-            )
-            self.transport.close()
+        """Answer 400 after the requests before it (the parser cannot go on), then close."""
+        self.current = _Request()
+        self._refuse(400, message + b"\n")

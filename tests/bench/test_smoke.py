@@ -77,3 +77,25 @@ def test_smoke_rest_with_a_new_connection_per_request(loadgen: Path, server: Ser
     assert pub["ok"] > 0
     assert (pub["bad"], pub["errors"]) == (0, 0)
     assert pub["reconnects"] == pub["ok"]
+
+
+def test_report_table_has_a_baseline_column_and_ratio() -> None:
+    from bench.report import render_table
+    from bench.scenarios import Figure
+
+    def fig(value: float) -> Figure:
+        return Figure("S4 churn", "CPU µs/cycle", value, "µs", "lower")
+
+    table = render_table(
+        {"pusherd": [fig(100.0)], "pusherd/baseline": [fig(125.0)], "soketi": [fig(80.0)]}
+    )
+    header = table.splitlines()[0]
+    assert header.split(" | ")[2:7] == [
+        "pusherd",
+        "baseline",
+        "soketi",
+        "pusherd/soketi",
+        "pusherd/baseline",
+    ]
+    row = table.splitlines()[2]
+    assert "1.25 ❌" in row and "0.80 ✅" in row

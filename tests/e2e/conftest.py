@@ -350,19 +350,25 @@ class AuthEndpoint:
 # -- fixtures ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def target() -> Iterator[Target]:
+@pytest.fixture(scope="session", params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """One server per broker: the suite runs on the memory and the redis driver."""
     external = os.environ.get("E2E_SERVER")
     if external:
+        if request.param != "memory":
+            pytest.skip("E2E_SERVER points the suite at one server")
         host, _, port = external.rpartition(":")
         yield Target(host or "127.0.0.1", int(port))
         return
-    server = ServerProcess(SERVER_CONFIG)
-    try:
+    with contextlib.ExitStack() as stack:
+        config = SERVER_CONFIG
+        if request.param == "redis":
+            redis = stack.enter_context(contextlib.contextmanager(running_redis)())
+            config = {**config, "scaling": {"driver": "redis", "redis_url": redis.url}}
+        server = ServerProcess(config)
+        stack.callback(server.cleanup)
         server.start()
         yield Target(server.host, server.port, server)
-    finally:
-        server.cleanup()
 
 
 def make_sdk(target: Target, app: dict[str, str] = APP) -> pusher.Pusher:

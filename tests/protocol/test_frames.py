@@ -299,3 +299,37 @@ def test_a_whole_short_frame_in_one_read_parses_as_it_does_split_in_two(opcode: 
 
 def test_a_whole_short_frame_over_max_size_is_too_big_in_one_read() -> None:
     assert _error(client_frame(Opcode.TEXT, b"x" * 20), max_size=10).code == 1009
+
+
+def test_parser_error_keeps_the_messages_before_the_bad_frame() -> None:
+    parser = FrameParser(1024)
+    data = client_frame(Opcode.TEXT, b"one") + client_frame(Opcode.TEXT, b"two")
+    with pytest.raises(FrameError) as info:
+        parser.feed(data + client_frame(Opcode.TEXT, b"x" * 2000))
+    assert [m.payload for m in info.value.messages] == [b"one", b"two"]
+
+
+def test_discard_until_close_skips_the_rest_of_an_oversized_frame() -> None:
+    parser = FrameParser(1024)
+    big = client_frame(Opcode.TEXT, b"x" * 100_000)
+    with pytest.raises(FrameError):
+        parser.feed(big[:3000])
+    rest = big[3000:] + client_frame(Opcode.CLOSE, struct.pack("!H", 1000))
+    chunks = [rest[i : i + 4096] for i in range(0, len(rest), 4096)]
+    seen = [parser.discard_until_close(chunk) for chunk in chunks]
+    assert seen[-1] is True and not any(seen[:-1])
+
+
+def test_discard_until_close_finds_a_close_split_across_reads() -> None:
+    parser = FrameParser(1024)
+    text = client_frame(Opcode.TEXT, b"a" * 300)
+    data = text + client_frame(Opcode.CLOSE, b"\x03\xe8")
+    # Byte by byte up to the close frame's first header byte: not yet.
+    assert not any(parser.discard_until_close(data[i : i + 1]) for i in range(len(text) + 1))
+    assert parser.discard_until_close(data[len(text) + 1 :])
+
+
+def test_discard_until_close_false_while_no_close_arrived() -> None:
+    parser = FrameParser(1024)
+    frames = client_frame(Opcode.TEXT, b"hi") + client_frame(Opcode.PING, b"")
+    assert parser.discard_until_close(frames) is False

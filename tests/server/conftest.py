@@ -2,6 +2,11 @@
 
 In-process so tests can reach the node (its clock, sweep and counters) while clients
 talk to it over real loopback sockets.
+
+Every test that runs a server (through ``running`` or ``serve``) runs once per broker:
+the memory driver and the redis driver against a real ``redis-server``, emptied before
+each test, so the Redis-only branches (tasks per action, the inbox, paused reading,
+node-level subscriptions) are exercised by the same assertions.
 """
 
 from __future__ import annotations
@@ -10,8 +15,9 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import inspect
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,19 +29,59 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from pusherd.apps.base import App
-from pusherd.config import Config, ServerConfig, WebhookSettings
+from pusherd.config import Config, ScalingConfig, ServerConfig, WebhookSettings
 from pusherd.server.app import create_app, create_node, uvicorn_protocols
 from pusherd.server.node import Node
 from pusherd.types import AppId, AppKey
+from tests.redis_server import RedisServer, running_redis
 
 TIMEOUT = 5.0
 APP = App(id=AppId("12345"), key=AppKey("app-key"), secret="app-secret")
 
 
+# The broker the current test's servers use; set by the ``server_driver`` fixture.
+_broker: dict[str, str] = {"driver": "memory", "url": ""}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test that starts a server once per broker (see the module docstring)."""
+    if "running" in metafunc.fixturenames or "serve(" in inspect.getsource(metafunc.function):
+        if "server_driver" not in metafunc.fixturenames:
+            metafunc.fixturenames.append("server_driver")
+        metafunc.parametrize(
+            "server_driver",
+            ["memory", pytest.param("redis", marks=pytest.mark.redis)],
+            indirect=True,
+        )
+
+
+@pytest.fixture(scope="session")
+def server_redis() -> Iterator[RedisServer]:
+    yield from running_redis()
+
+
+@pytest.fixture
+def server_driver(request: pytest.FixtureRequest) -> Iterator[str]:
+    driver: str = getattr(request, "param", "memory")
+    if driver == "redis":
+        redis: RedisServer = request.getfixturevalue("server_redis")
+        redis.start()  # a no-op unless a test left it stopped
+        redis.flushall()
+        _broker.update(driver="redis", url=redis.url)
+    try:
+        yield driver
+    finally:
+        _broker.update(driver="memory", url="")
+
+
 def make_config(*apps: App, **server: Any) -> Config:
     webhooks = server.pop("webhooks", WebhookSettings())
+    scaling = ScalingConfig()
+    if _broker["driver"] == "redis":
+        scaling = replace(scaling, driver="redis", redis_url=_broker["url"])
     return Config(
         server=replace(ServerConfig(), host="127.0.0.1", port=0, **server),
+        scaling=scaling,
         apps=apps or (APP,),
         webhooks=webhooks,
     )
@@ -102,7 +148,7 @@ async def serve(config: Config) -> AsyncIterator[Running]:
 
 
 @pytest.fixture
-async def running() -> AsyncIterator[Running]:
+async def running(server_driver: str) -> AsyncIterator[Running]:
     async with serve(make_config()) as r:
         yield r
 

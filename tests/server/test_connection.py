@@ -7,10 +7,13 @@ import json
 import re
 import socket
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
+from pusherd.server import linger
 from tests.server.conftest import APP, Client, Running, make_config, serve
+from tests.server.raw_ws import RawWebSocket, masked_frame
 
 
 async def test_connection_established_has_socket_id_and_activity_timeout(
@@ -260,3 +263,68 @@ async def test_connection_frames_sent_right_behind_the_upgrade_head_are_not_drop
     assert b"pusher:connection_established" in received
     assert b"pusher_internal:subscription_succeeded" in received
     assert received.index(b"connection_established") < received.index(b"subscription_succeeded")
+
+
+async def test_connection_oversized_frame_in_one_write_still_gets_its_close_frame(
+    running: Running,
+) -> None:
+    # The rest of the frame is still arriving when the server gives up on it: without a
+    # lingering close the kernel resets the socket and the client never sees 1009.
+    def attack() -> tuple[int, list[dict[str, Any]]]:
+        raw = RawWebSocket(running.port)
+        try:
+            assert raw.message()["event"] == "pusher:connection_established"
+            raw.sock.sendall(masked_frame(0x1, b"x" * (1024 * 1024)))
+            code, messages = raw.close_code()
+            raw.answer_close_and_expect_eof()
+            return code, messages
+        finally:
+            raw.close()
+
+    code, messages = await asyncio.to_thread(attack)
+    assert code == 1009
+    assert [m["event"] for m in messages] == ["pusher:error"]
+
+
+async def test_connection_protocol_error_mid_burst_still_gets_its_close_frame(
+    running: Running,
+) -> None:
+    # A 1002 decided in the middle of a burst: the frames behind the bad one are read and
+    # dropped until the client answers the close, so the close frame is not lost.
+    def burst() -> tuple[int, list[dict[str, Any]]]:
+        raw = RawWebSocket(running.port)
+        try:
+            assert raw.message()["event"] == "pusher:connection_established"
+            ping = masked_frame(0x1, json.dumps({"event": "pusher:ping", "data": {}}).encode())
+            unmasked = bytes((0x81, 2)) + b"{}"
+            filler = masked_frame(0x2, b"\0" * 60_000)
+            raw.sock.sendall(ping * 50 + unmasked + ping * 50 + filler * 16)
+            code, messages = raw.close_code()
+            raw.answer_close_and_expect_eof()
+            return code, messages
+        finally:
+            raw.close()
+
+    code, messages = await asyncio.to_thread(burst)
+    assert code == 1002
+    assert [m["event"] for m in messages] == ["pusher:pong"] * 50
+
+
+async def test_connection_lingering_close_gives_up_on_a_client_that_never_answers(
+    running: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(linger, "LINGER_SECONDS", 0.2)
+
+    def silent() -> bytes:
+        raw = RawWebSocket(running.port)
+        try:
+            assert raw.message()["event"] == "pusher:connection_established"
+            raw.send(0x1, b"x" * (200 * 1024))
+            code, _ = raw.close_code()
+            assert code == 1009
+            # No close frame from us: the server closes TCP on its own, bounded in time.
+            return raw.sock.recv(65536)
+        finally:
+            raw.close()
+
+    assert await asyncio.to_thread(silent) == b""

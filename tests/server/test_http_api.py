@@ -388,3 +388,38 @@ async def test_python_sdk_terminate_path_without_app_prefix_is_accepted(
         ssl=False,
     )
     assert await asyncio.to_thread(client.terminate_user_connections, "1") == {}
+
+
+async def _after_a_probe(running: Running, request: bytes) -> bytes:
+    """Send ``request`` on a connection whose first request went through uvicorn's HTTP."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
+    try:
+        writer.write(b"GET /up HTTP/1.1\r\nHost: x\r\n\r\n")
+        async with asyncio.timeout(5):
+            first = await reader.readuntil(b'{"health":"OK"}')
+            assert first.startswith(b"HTTP/1.1 200")
+            writer.write(request)
+            return await reader.readuntil(b"\r\n\r\n")
+    finally:
+        writer.close()
+
+
+_HUGE = (
+    b"POST /apps/12345/events?auth_key=app-key HTTP/1.1\r\nHost: x\r\n"
+    b"Content-Type: application/json\r\nContent-Length: 10737418240\r\n\r\n" + b"x" * 1024
+)
+
+
+async def test_events_huge_declared_body_behind_uvicorn_is_413_at_once(running: Running) -> None:
+    response = await _after_a_probe(running, _HUGE)
+    assert response.startswith(b"HTTP/1.1 413")
+    assert b"connection: close" in response
+
+
+async def test_events_body_that_stops_arriving_behind_uvicorn_gets_408(
+    running: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(running.node.rest, "request_timeout", 0.3)
+    stalled = _HUGE.replace(b"10737418240", b"2048")
+    response = await _after_a_probe(running, stalled)
+    assert response.startswith(b"HTTP/1.1 408")

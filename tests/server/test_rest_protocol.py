@@ -8,6 +8,8 @@ import hmac
 import json
 import time
 
+import pytest
+
 from tests.server.conftest import Running
 
 
@@ -65,11 +67,68 @@ async def test_rest_connection_answers_expect_100_continue(running: Running) -> 
     assert response.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK")
 
 
-async def test_rest_connection_oversized_body_is_413_and_keeps_serving(running: Running) -> None:
+async def test_rest_connection_oversized_body_is_413_then_closed_and_the_server_serves_on(
+    running: Running,
+) -> None:
     big = publish_request("c", body=b"x" * (1024 * 1024 + 1))
-    response = await exchange(running, big + publish_request("c"), b"HTTP/1.1", 2)
+    response = await exchange(running, big + publish_request("c"), b"\0")
     assert response.startswith(b"HTTP/1.1 413")
-    assert b"HTTP/1.1 200 OK" in response
+    assert b"connection: close" in response
+    assert response.count(b"HTTP/1.1") == 1  # the request behind it is not read
+    assert (await exchange(running, publish_request("c"), b"{}")).startswith(b"HTTP/1.1 200")
+
+
+def _head(length: int, extra: bytes = b"") -> bytes:
+    return (
+        b"POST /apps/12345/events?auth_key=app-key HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/json\r\n"
+        + (b"Content-Length: %d\r\n" % length if length >= 0 else b"")
+        + extra
+        + b"\r\n"
+    )
+
+
+async def test_rest_connection_huge_declared_body_is_413_without_waiting_for_it(
+    running: Running,
+) -> None:
+    # 10 GiB declared, 1 KB sent: the answer must not wait for the rest.
+    response = await exchange(running, _head(10 * 1024**3) + b"x" * 1024, b"\0")
+    assert response.startswith(b"HTTP/1.1 413 Payload Too Large")
+    assert b"Request body larger than 1024 KB" in response
+
+
+async def test_rest_connection_huge_chunked_body_is_413_as_it_passes_the_limit(
+    running: Running,
+) -> None:
+    chunk = b"%x\r\n%s\r\n" % (64 * 1024, b"x" * 64 * 1024)
+    head = _head(-1, b"Transfer-Encoding: chunked\r\n")
+    response = await exchange(running, head + chunk * 17, b"\0")
+    assert response.startswith(b"HTTP/1.1 413")
+
+
+async def test_rest_connection_body_that_stops_arriving_gets_408(
+    running: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(running.node.rest, "request_timeout", 0.3)
+    response = await exchange(running, _head(2048) + b"{" * 100, b"\0")
+    assert response.startswith(b"HTTP/1.1 408 Request Timeout")
+    assert b"connection: close" in response
+
+
+async def test_rest_connection_stalled_chunked_body_gets_408(
+    running: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(running.node.rest, "request_timeout", 0.3)
+    head = _head(-1, b"Transfer-Encoding: chunked\r\n")
+    response = await exchange(running, head + b"10\r\n0123456789abcdef\r\n", b"\0")
+    assert response.startswith(b"HTTP/1.1 408")
+
+
+async def test_rest_connection_refusal_waits_for_the_answers_before_it(running: Running) -> None:
+    requests = publish_request("a") + publish_request("b") + _head(10 * 1024**3) + b"x"
+    response = await exchange(running, requests, b"\0")
+    assert response.count(b"HTTP/1.1 200 OK") == 2
+    assert response.index(b"HTTP/1.1 413") > response.rindex(b"HTTP/1.1 200 OK")
 
 
 async def test_rest_connection_probes_and_unknown_paths(running: Running) -> None:
