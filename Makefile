@@ -7,7 +7,12 @@ JS_STAMP := tests/js/node_modules/.installed-stamp
 APT_UPDATED := /tmp/.pusherd-apt-updated
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint typecheck format system-deps js-deps bench clean
+.PHONY: install run test unit check lint typecheck format system-deps js-deps bench clean
+
+# The pure, fast tests: no server, no Redis, no Node, no browser (seconds).
+UNIT_TESTS := tests/protocol tests/apps tests/test_config.py tests/test_errors.py \
+	tests/test_lifecycle.py tests/test_import_rule.py tests/test_metrics.py tests/test_logs.py \
+	tests/webhooks/test_queue.py tests/webhooks/test_request.py
 
 install: $(STAMP)
 
@@ -47,6 +52,12 @@ lint: install
 
 typecheck: install
 	$(VENV)/bin/mypy
+
+# Lint, format check and types, no tests.
+check: lint typecheck
+
+unit: install
+	$(PY) -m pytest -q $(UNIT_TESTS) $(PYTEST_ARGS)
 
 format: install
 	$(VENV)/bin/ruff format pusherd tests bench examples

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import os
 import re
 import secrets
 import tomllib
+import types
+import typing
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -107,71 +110,60 @@ class Config:
     source: str | None = None
 
 
-_SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "server": {
-        "host": str,
-        "port": int,
-        "path_prefix": str,
-        "activity_timeout": int,
-        "pong_timeout": int,
-        "max_connections": int,
-        "max_message_size_kb": int,
-        "max_http_body_kb": int,
-        "http_request_timeout": (int, float),
-        "max_write_buffer_kb": int,
-        "shutdown_grace": (int, float),
-        "timestamp_window": int,
-        "tls": dict,
-        "workers": int,
-    },
-    "scaling": {
-        "driver": str,
-        "redis_url": str,
-        "node_id": str,
-        "heartbeat_interval": (int, float),
-        "node_timeout": (int, float),
-    },
-    "webhooks": {
-        "delay": (int, float),
-        "retry_for": (int, float),
-        "timeout": (int, float),
-        "batch_window_ms": int,
-        "max_batch_size": int,
-        "max_queue": int,
-    },
-    "metrics": {"enabled": bool, "port": int, "host": str, "prefix": str},
+Kinds = tuple[type, ...]
+
+
+def _kinds(hint: Any) -> Kinds:
+    """The TOML value types a field of type ``hint`` accepts (int where a float is due)."""
+    supertype = getattr(hint, "__supertype__", None)  # a NewType such as AppId
+    if supertype is not None:
+        return _kinds(supertype)
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        found: list[type] = []
+        for arg in typing.get_args(hint):
+            if arg is not type(None):
+                found += [k for k in _kinds(arg) if k not in found]
+        return tuple(found)
+    if origin in (tuple, list, frozenset, set):
+        return (list,)
+    if origin is dict or hint is dict or dataclasses.is_dataclass(hint):
+        return (dict,)
+    if hint is float:
+        return (int, float)
+    return (hint,)
+
+
+def _schema(cls: type, **overrides: Kinds) -> dict[str, Kinds]:
+    """A config table's keys and value types, read off its dataclass (never restated)."""
+    hints = typing.get_type_hints(cls)
+    return {
+        f.name: overrides.get(f.name) or _kinds(hints[f.name])
+        for f in dataclasses.fields(cls)
+        if f.init
+    }
+
+
+# Every [table] of the file is a dataclass field of Config; [[apps]] items are Apps.
+_SECTIONS: dict[str, type] = {
+    name: hint
+    for name, hint in typing.get_type_hints(Config).items()
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint)
+}
+_SCHEMA: dict[str, dict[str, Kinds]] = {name: _schema(cls) for name, cls in _SECTIONS.items()}
+# App ids may be written as numbers (Pusher's are), and become strings.
+_APP_SCHEMA = _schema(App, id=(str, int))
+
+# A webhook's file shape differs from WebhookTarget's (a "filter" table, a header table).
+_WEBHOOK_SCHEMA: dict[str, Kinds] = {
+    "url": (str,),
+    "event_types": (list,),
+    "filter": (dict,),
+    "headers": (dict,),
+    "batch": (bool,),
 }
 
-_APP_SCHEMA: dict[str, type | tuple[type, ...]] = {
-    "id": (str, int),
-    "key": str,
-    "secret": str,
-    "enabled": bool,
-    "enable_client_messages": bool,
-    "enable_user_authentication": bool,
-    "user_authentication_timeout": (int, float),
-    "max_connections": int,
-    "max_client_events_per_second": int,
-    "max_backend_events_per_second": int,
-    "max_event_payload_kb": int,
-    "max_presence_members": int,
-    "max_presence_member_size_kb": int,
-    "allowed_origins": list,
-    "subscription_count": bool,
-    "watchlist": bool,
-    "webhooks": list,
-    "encryption_master_key_base64": str,
-}
-
-_WEBHOOK_SCHEMA: dict[str, type | tuple[type, ...]] = {
-    "url": str,
-    "event_types": list,
-    "filter": dict,
-    "headers": dict,
-    "batch": bool,
-}
-
-_TOP_KEYS = {"server", "scaling", "webhooks", "metrics", "apps", "debug", "log_format"}
+_TOP_KEYS = {f.name for f in dataclasses.fields(Config)} - {"source"}
 
 
 class _Locator:
@@ -227,7 +219,7 @@ class _Locator:
 
 def _check_types(
     data: Mapping[str, Any],
-    schema: Mapping[str, type | tuple[type, ...]],
+    schema: Mapping[str, Kinds],
     loc: _Locator,
     table: str | None,
     index: int | None = None,
@@ -236,8 +228,7 @@ def _check_types(
     for key, value in data.items():
         if key not in schema:
             raise loc.error(f"unknown key {key!r} in [{label}]", table, key, index)
-        expected = schema[key]
-        kinds = expected if isinstance(expected, tuple) else (expected,)
+        kinds = schema[key]
         # bool is an int subclass; refuse true/false where a number is expected.
         if isinstance(value, bool) and bool not in kinds:
             raise loc.error(f"{label}.{key} must be {_kind_name(kinds)}", table, key, index)

@@ -655,3 +655,17 @@ def test_config_encryption_master_key_must_be_32_bytes(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="base64 of 32 bytes"):
         load_config(path, environ={})
+
+
+def test_config_schema_is_read_off_the_dataclasses() -> None:
+    from dataclasses import fields
+
+    from pusherd import config as module
+    from pusherd.config import ServerConfig
+
+    assert set(module._SCHEMA["server"]) == {f.name for f in fields(ServerConfig)}
+    assert module._SCHEMA["server"]["shutdown_grace"] == (int, float)
+    assert module._SCHEMA["server"]["tls"] == (dict,)
+    assert module._APP_SCHEMA["id"] == (str, int)
+    assert module._APP_SCHEMA["allowed_origins"] == (list,)
+    assert "source" not in module._TOP_KEYS

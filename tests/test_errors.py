@@ -21,8 +21,8 @@ __all__: list[str] = []
 
 
 def test_errors_tree() -> None:
-    for cls in (ConfigError, BrokerError, PusherError):
-        assert issubclass(cls, PusherdError)
+    for base in (ConfigError, BrokerError, PusherError):
+        assert issubclass(base, PusherdError)
     for cls in (ConnectionError_, SubscriptionError, ClientEventError, ApiError):
         assert issubclass(cls, PusherError)
     assert issubclass(PusherdError, Exception)

@@ -203,4 +203,15 @@ class Marks(Protocol):
 
 
 class Broker(Fanout, ChannelState, PresenceState, UserState, Marks, Protocol):
-    """Everything the server layer needs from the cluster."""
+    """Everything the server layer needs from the cluster, and what it can count on.
+
+    Capabilities (Centrifuge's optional broker interfaces, as declared attributes):
+
+    - ``never_waits``: no call ever suspends (the memory broker), so the server runs
+      session actions at once, without a task each;
+    - ``node_subscriptions``: fan-out reaches this node only for channels it subscribed
+      to (``subscribe``/``unsubscribe`` on the first/last local subscriber).
+    """
+
+    never_waits: bool
+    node_subscriptions: bool

@@ -32,7 +32,10 @@ class MemoryBroker:
 
     # No method ever waits, so callers may run them without a task (server/eager.py),
     # and there is no node-level subscription to keep.
-    synchronous = True
+    #: No call ever waits, so the server runs actions without a task each.
+    never_waits = True
+    #: One process: every local subscriber gets every envelope without subscribing.
+    node_subscriptions = False
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, **_: object) -> None:
         self._clock = clock

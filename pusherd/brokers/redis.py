@@ -29,9 +29,8 @@ import asyncio
 import contextlib
 import logging
 import socket
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
@@ -75,10 +74,14 @@ class RedisBroker:
         heartbeat_interval: seconds between heartbeats and reaper runs.
         node_timeout: seconds without a heartbeat after which a node is reaped.
         metrics: counts broker calls and failures.
-        clock: wall clock (kept for symmetry with ``MemoryBroker``; TTLs live in Redis).
         replay_limit: envelopes kept for re-publishing after an outage (more are dropped
             from the replay, still delivered locally, and counted).
     """
+
+    #: State calls are round trips to Redis.
+    never_waits = False
+    #: Fan-out is Redis pub/sub: the node subscribes per channel it has subscribers on.
+    node_subscriptions = True
 
     def __init__(
         self,
@@ -87,14 +90,12 @@ class RedisBroker:
         heartbeat_interval: float = 5.0,
         node_timeout: float = 15.0,
         metrics: Metrics | None = None,
-        clock: Callable[[], float] = time.time,
         replay_limit: int = REPLAY_LIMIT,
     ) -> None:
         self.node_id = node_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self._interval = heartbeat_interval
         self._timeout = node_timeout
         self._metrics = metrics
-        self._clock = clock
         common: dict[str, Any] = {"socket_connect_timeout": _CONNECT_TIMEOUT}
         # bounded: a burst of subscribes waits for a connection instead of opening one
         # per in-flight command (or failing with MaxConnectionsError past 100)

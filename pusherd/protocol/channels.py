@@ -10,6 +10,7 @@ import re
 from enum import Enum
 
 __all__ = [
+    "CACHE_TTL",
     "MAX_CHANNEL_NAME_LENGTH",
     "SERVER_TO_USER_PREFIX",
     "ChannelKind",
@@ -18,6 +19,8 @@ __all__ = [
 ]
 
 MAX_CHANNEL_NAME_LENGTH = 200
+#: Seconds a cache channel keeps its last event (Pusher "Cache channels": 30 minutes).
+CACHE_TTL = 30 * 60
 SERVER_TO_USER_PREFIX = "#server-to-user-"
 _NAME = re.compile(r"[A-Za-z0-9_\-=@,.;]+")
 

@@ -23,6 +23,7 @@ __all__ = [
     "Opcode",
     "accept_key",
     "close_frame",
+    "close_reply",
     "encode_frame",
     "ping_frame",
     "pong_frame",
@@ -97,8 +98,14 @@ def encode_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
 
 
 def text_frame(payload: bytes) -> bytes:
-    """Frame ``payload`` (UTF-8 JSON) as a single text frame."""
-    return encode_frame(Opcode.TEXT, payload)
+    """Frame ``payload`` (UTF-8 JSON) as a single text frame (``encode_frame``, inlined:
+    every message a socket gets is framed here, two per connect)."""
+    length = len(payload)
+    if length < 126:
+        return bytes((0x81, length)) + payload
+    if length < 65536:
+        return struct.pack("!BBH", 0x81, 126, length) + payload
+    return struct.pack("!BBQ", 0x81, 127, length) + payload
 
 
 def ping_frame(payload: bytes = b"") -> bytes:
@@ -113,6 +120,21 @@ def close_frame(code: int, reason: str = "") -> bytes:
     """Encode a close frame; the reason is cut to fit the 125-byte control limit."""
     data = reason.encode()[:123]
     return encode_frame(Opcode.CLOSE, struct.pack("!H", code) + data)
+
+
+_NORMAL_CLOSE = close_frame(CloseStatus.NORMAL)
+
+
+def close_reply(payload: bytes) -> tuple[int, bytes]:
+    """The code of a client's close frame and the close frame that answers it (§5.5.1).
+
+    The code is echoed; a missing one counts as 1000, and one outside 1000–4999 is
+    answered with 1000.
+    """
+    code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1000
+    if 1000 <= code < 5000 and code != 1000:
+        return code, close_frame(code)
+    return code, _NORMAL_CLOSE
 
 
 def _unmask(data: bytes, mask: bytes) -> bytes:

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from pusherd.errors import PusherError
+from pusherd.errors import PusherError, SubscriptionError
 from pusherd.types import JSON
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "encode_channel_event",
     "encode_error",
     "encode_event",
+    "error_messages",
     "parse_client_message",
 ]
 
@@ -104,3 +105,24 @@ def encode_channel_event(
 def encode_error(message: str, code: int | None) -> bytes:
     """Encode ``pusher:error`` with object data ``{"code", "message"}``."""
     return orjson.dumps({"event": "pusher:error", "data": {"code": code, "message": message}})
+
+
+def error_messages(exc: PusherError) -> list[bytes]:
+    """The messages that tell a client about a non-fatal ``exc``, in order.
+
+    A refused subscription also gets ``pusher:subscription_error`` on its channel, with
+    object data as soketi sends it: pusher-js routes it to the channel, so Echo's
+    ``.error()`` callback fires (``AuthError`` for 401/403, else ``SubscriptionError``).
+    """
+    error = encode_error(exc.message, exc.code)
+    if not isinstance(exc, SubscriptionError) or not exc.channel:
+        return [error]
+    kind = "AuthError" if exc.status in (401, 403) else "SubscriptionError"
+    refusal = orjson.dumps(
+        {
+            "event": "pusher:subscription_error",
+            "channel": exc.channel,
+            "data": {"type": kind, "error": exc.message, "status": exc.status},
+        }
+    )
+    return [refusal, error]

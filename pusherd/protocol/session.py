@@ -28,6 +28,7 @@ from pusherd.protocol.messages import (
     encode_event,
 )
 from pusherd.protocol.presence import Member, parse_member
+from pusherd.protocol.ratelimit import TokenBucket
 from pusherd.protocol.signing import auth_matches
 
 __all__ = ["MAX_CHANNELS_PER_SOCKET", "MAX_WATCHLIST", "PONG", "Session", "distinct_users"]
@@ -47,8 +48,7 @@ class Session:
     """
 
     __slots__ = (
-        "_tokens",
-        "_tokens_at",
+        "_client_events",
         "app",
         "authorized",
         "channels",
@@ -67,8 +67,8 @@ class Session:
         self.user_id: str | None = None
         self.user_info: object = None
         self.authorized = not app.enable_user_authentication
-        self._tokens = float(app.max_client_events_per_second)
-        self._tokens_at = now
+        # Made on the first client event: most sockets never send one.
+        self._client_events: TokenBucket | None = None
 
     def __repr__(self) -> str:
         return f"Session(app={self.app.id!r}, socket_id={self.socket_id!r})"
@@ -176,6 +176,17 @@ class Session:
         member = self.channels.pop(channel)
         return [Unsubscribe(channel, channel_kind(channel), member)]
 
+    def unavailable(self, action: Action) -> PusherError:
+        """The error for ``action`` when the cluster could not be reached (503).
+
+        A channel the action was about is forgotten, so the client can try again.
+        """
+        channel = getattr(action, "channel", None)
+        if channel is None:
+            return PusherError("Temporarily unavailable, try again")
+        self.forget(channel)
+        return SubscriptionError("Temporarily unavailable, try again", channel, 503)
+
     def forget(self, channel: str) -> None:
         """Drop ``channel`` after the cluster refused the subscription (presence full)."""
         self.channels.pop(channel, None)
@@ -263,7 +274,10 @@ class Session:
             )
         if len(message.event) > 200:
             raise ClientEventError("Client event name longer than 200 characters")
-        if not self._take_token(now):
+        bucket = self._client_events
+        if bucket is None:
+            bucket = self._client_events = TokenBucket(app.max_client_events_per_second, now)
+        if not bucket.take(1, now):
             raise ClientEventError(
                 "Client event rejected due to rate limit: at most "
                 f"{app.max_client_events_per_second} per second",
@@ -281,19 +295,6 @@ class Session:
         if len(payload) > app.max_event_payload_bytes + 512:
             raise ClientEventError(f"Client event data larger than {app.max_event_payload_kb} KB")
         return [ClientEvent(channel, message.event, message.data, user_id, payload)]
-
-    def _take_token(self, now: float) -> bool:
-        rate = self.app.max_client_events_per_second
-        if rate <= 0:
-            return True
-        elapsed = now - self._tokens_at
-        self._tokens_at = now
-        tokens = min(float(rate), self._tokens + elapsed * rate)
-        if tokens < 1.0:
-            self._tokens = tokens
-            return False
-        self._tokens = tokens - 1.0
-        return True
 
 
 def distinct_users(sessions: Iterable[Session | None]) -> dict[str, int]:

@@ -1,48 +1,146 @@
-"""``create_app(config)``: the Starlette app and the node behind it.
+"""The composition root: ``build(config)`` is the only place objects are wired together.
 
-The REST API is mounted at ``{path_prefix}/apps``; WebSocket upgrades never reach
-Starlette: uvicorn hands them to ``node.ws_protocol`` (see ``pusherd.server.connection``).
-The lifespan starts the node (broker, webhooks, sweep) and stops it in uvicorn's
-order: sockets closed with 4200, webhooks flushed, then the broker.
+Every part receives exactly the collaborators it uses, built in dependency order, and is
+complete when built. ``create_app`` puts the ASGI app around the parts: the REST API
+is mounted at ``{path_prefix}/apps``; WebSocket upgrades never reach Starlette: uvicorn
+hands every new socket to the ``FrontDoor`` (``uvicorn_protocols``). The lifespan starts
+the node and stops it in uvicorn's order: sockets closed with 4200, webhooks flushed,
+then the broker.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
+from pusherd.apps.base import AppRegistry
 from pusherd.apps.static import StaticAppRegistry
 from pusherd.brokers import create_broker
+from pusherd.brokers.base import Broker
 from pusherd.config import Config
+from pusherd.lifecycle import Lifecycle
 from pusherd.metrics import Metrics
-from pusherd.server import health
-from pusherd.server.front_door import front_door_factory
+from pusherd.observer import Observer
+from pusherd.protocol.session import distinct_users
+from pusherd.server.connection import ConnectionServices
+from pusherd.server.eager import Tasks
+from pusherd.server.front_door import FrontDoor, Upgrades
 from pusherd.server.http_api import RestApi
-from pusherd.server.node import Node
+from pusherd.server.hub import Hub
+from pusherd.server.membership import Membership
+from pusherd.server.metrics_port import MetricsListener
+from pusherd.server.node import Node, Readiness
+from pusherd.server.probes import PATHS, Probes
+from pusherd.server.rest_protocol import RestServices
+from pusherd.server.sockets import Sockets
 from pusherd.webhooks import WebhookSender
 
-__all__ = ["PusherdApp", "create_app", "create_node", "uvicorn_protocols"]
+__all__ = ["Parts", "PusherdApp", "build", "create_app", "uvicorn_protocols"]
 
 
-def create_node(config: Config) -> Node:
-    """Build a node and its collaborators from ``config`` (nothing is started)."""
-    scaling = config.scaling
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """Everything ``build`` made, for the app, uvicorn, the CLI and tests."""
+
+    config: Config
+    apps: AppRegistry
+    broker: Broker
+    metrics: Metrics
+    lifecycle: Lifecycle
+    webhooks: WebhookSender
+    hub: Hub
+    sockets: Sockets
+    rest: RestApi
+    probes: Probes
+    door: FrontDoor
+    node: Node
+    clock: Callable[[], float]
+    metrics_listener: MetricsListener | None
+
+
+def build(
+    config: Config, broker: Broker | None = None, clock: Callable[[], float] = time.monotonic
+) -> Parts:
+    """Build a node and its collaborators from ``config`` (nothing is started).
+
+    Args:
+        broker: use this broker instead of the configured driver's (tests).
+    """
+    server, scaling = config.server, config.scaling
     metrics = Metrics(prefix=config.metrics.prefix, node_id=scaling.node_id)
-    broker = create_broker(
-        scaling.driver,
-        url=scaling.redis_url,
-        node_id=scaling.node_id,
-        heartbeat_interval=scaling.heartbeat_interval,
-        node_timeout=scaling.node_timeout,
-        metrics=metrics,
-    )
+    lifecycle = Lifecycle()
+    observer = Observer(metrics, lifecycle)
+    if broker is None:
+        broker = create_broker(
+            scaling.driver,
+            url=scaling.redis_url,
+            node_id=scaling.node_id,
+            heartbeat_interval=scaling.heartbeat_interval,
+            node_timeout=scaling.node_timeout,
+            metrics=metrics,
+        )
+    apps = StaticAppRegistry(config.apps)
     webhooks = WebhookSender(config.webhooks, metrics)
-    return Node(config, StaticAppRegistry(config.apps), broker, metrics, webhooks)
+    tasks = Tasks(eager=broker.never_waits)
+    hub = Hub(metrics, broker, tasks.spawn)
+    membership = Membership(
+        broker, hub, webhooks, observer, apps, tasks.spawn, config.webhooks.delay
+    )
+    sockets = Sockets(server, apps, broker, hub, membership, observer, clock, tasks.spawn)
+    metrics.count_users_with(lambda: distinct_users(c.session for c in sockets.connections))
+    services = ConnectionServices(
+        membership=membership,
+        disconnected=sockets.closed,
+        metrics=metrics,
+        observer=observer,
+        clock=clock,
+        eager=broker.never_waits,
+        debug=config.debug,
+        max_message_size=server.max_message_size_kb * 1024,
+        max_buffer=server.max_write_buffer_kb * 1024,
+    )
+    rest = RestApi(server, apps, broker, metrics, observer)
+    metrics_config = config.metrics
+    listener = None
+    readiness = Readiness(broker, sockets)
+    probes = Probes(
+        readiness.answer, metrics, metrics_config.enabled, scaling.node_id, sockets.__len__, clock
+    )
+    if metrics_config.enabled and metrics_config.port:
+        listener = MetricsListener(probes, metrics_config.host or server.host, metrics_config.port)
+    prefix = server.path_prefix.encode()
+    rest_starts = tuple(
+        method + b" " + prefix + path
+        for method in (b"POST", b"GET")
+        for path in (b"/apps/", b"/users/")
+    )
+    upgrades = Upgrades(sockets, services)
+    rest_services = RestServices(rest, probes, upgrades, server.path_prefix, broker.never_waits)
+    door = FrontDoor(upgrades, rest_services, rest_starts)
+    node = Node(broker, webhooks, sockets, hub, membership, tasks, readiness, clock, listener)
+    return Parts(
+        config=config,
+        apps=apps,
+        broker=broker,
+        metrics=metrics,
+        lifecycle=lifecycle,
+        webhooks=webhooks,
+        hub=hub,
+        sockets=sockets,
+        rest=rest,
+        probes=probes,
+        door=door,
+        node=node,
+        clock=clock,
+        metrics_listener=listener,
+    )
 
 
 class PusherdApp:
@@ -65,11 +163,11 @@ class PusherdApp:
             await self.starlette(scope, receive, send)
 
 
-def create_app(config: Config, node: Node | None = None) -> PusherdApp:
-    """Return the ASGI app; ``app.state.node`` is the node (pass it to uvicorn as ``ws=``)."""
-    node = node or create_node(config)
+def create_app(config: Config, parts: Parts | None = None) -> PusherdApp:
+    """Return the ASGI app; ``app.state.parts`` holds what ``build`` made."""
+    parts = parts or build(config)
     prefix = config.server.path_prefix
-    rest = node.rest = RestApi(node)
+    node, probes, rest = parts.node, parts.probes, parts.rest
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -79,28 +177,16 @@ def create_app(config: Config, node: Node | None = None) -> PusherdApp:
         finally:
             await node.stop(config.server.shutdown_grace)
 
-    routes = [
-        Route(prefix + "/up", health.up),
-        Route(prefix + "/ready", health.ready),
-        Route(prefix + "/health", health.health),
-        Mount(prefix + "/apps", app=rest),
-        Mount(prefix + "/users", app=rest),
-    ]
+    probe_paths = [p for p in PATHS if p != "/metrics" or config.metrics.enabled]
+    routes: list[BaseRoute] = [Route(prefix + path, probes.route(path)) for path in probe_paths]
     if prefix:
-        routes += [
-            Route("/up", health.up),
-            Route("/ready", health.ready),
-            Route("/health", health.health),
-        ]
-    if config.metrics.enabled:
-        routes.append(Route(prefix + "/metrics", health.metrics))
-        if prefix:
-            routes.append(Route("/metrics", health.metrics))
+        routes += [Route(path, probes.route(path)) for path in probe_paths]
+    routes += [Mount(prefix + "/apps", app=rest), Mount(prefix + "/users", app=rest)]
     starlette = Starlette(routes=routes, lifespan=lifespan)
-    starlette.state.node = node
+    starlette.state.parts = parts
     return PusherdApp(starlette, rest, prefix)
 
 
-def uvicorn_protocols(node: Node) -> dict[str, Any]:
-    """Return uvicorn's ``http=`` and ``ws=`` options that route sockets to ``node``."""
-    return {"http": front_door_factory(node), "ws": node.ws_protocol}
+def uvicorn_protocols(parts: Parts) -> dict[str, Any]:
+    """Return uvicorn's ``http=`` and ``ws=`` options that route sockets to the node."""
+    return {"http": parts.door, "ws": parts.door.upgrades}

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-__all__ = ["start_eagerly"]
+__all__ = ["Tasks", "start_eagerly"]
 
 logger = logging.getLogger("pusherd.eager")
 
@@ -56,3 +56,28 @@ def _wait(coro: Coroutine[Any, Any, None], yielded: Any, done: asyncio.Future[No
         yielded.add_done_callback(lambda _: _step(coro, done))
     else:  # a bare yield (asyncio.sleep(0))
         loop.call_soon(_step, coro, done)
+
+
+class Tasks:
+    """The node's background work: ``spawn`` runs a coroutine and keeps it until it ends.
+
+    Args:
+        eager: the broker never waits, so coroutines are started at once (no task unless
+            one does wait after all).
+    """
+
+    def __init__(self, eager: bool) -> None:
+        self.eager = eager
+        self._pending: set[asyncio.Future[None]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        future = start_eagerly(coro) if self.eager else asyncio.get_running_loop().create_task(coro)
+        if future is not None:
+            self._pending.add(future)
+            future.add_done_callback(self._pending.discard)
+
+    async def wait(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for what is still running."""
+        pending = [f for f in self._pending if not f.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)

@@ -1,12 +1,16 @@
-"""The local index of sockets by channel, and the fan-out hot path.
+"""The local index of sockets by channel, the fan-out hot path, and node subscriptions.
 
 A published message is framed once here and the same ``bytes`` object is queued on
-every local subscriber. Nothing is awaited per subscriber and no task is woken:
-frames go into the connection's pending list, and one ``call_soon`` callback per
-event-loop turn writes each dirty connection's pending frames with a single
-``transport.write`` (frames published in the same turn to the same socket are
-coalesced, the way uWebSockets corks). A socket whose unsent bytes pass the bound is
-cut off (``Connection.overflow``) and never slows the others down.
+every local subscriber by ``writer.broadcast``; one ``call_soon`` callback per
+event-loop turn writes each dirty socket (``writer.flush_all``). Nothing is awaited per
+subscriber and no task is woken.
+
+The hub is also where a channel's first local subscriber arrives and its last one
+leaves, so it keeps the node's broker subscriptions (Centrifuge's ``addSubscription``):
+with a broker that fans out through node-level subscriptions (Redis pub/sub), the first
+local subscriber subscribes the node, and the node unsubscribes ``UNSUBSCRIBE_DELAY``
+after the last one left — a page reload or a reconnect subscribes again within that
+time, and would otherwise cost an UNSUBSCRIBE and a SUBSCRIBE round trip.
 """
 
 from __future__ import annotations
@@ -15,18 +19,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
+from pusherd.brokers.base import Broker
+from pusherd.errors import BrokerError
+from pusherd.metrics import Metrics
 from pusherd.protocol.frames import text_frame
+from pusherd.server.ports import Output, Socket, Spawn
+from pusherd.server.writer import broadcast, flush_all
 
-if TYPE_CHECKING:
-    from pusherd.metrics import Metrics
-    from pusherd.server.connection import Connection
-
-__all__ = ["Hub"]
+__all__ = ["UNSUBSCRIBE_DELAY", "Hub"]
 
 logger = logging.getLogger("pusherd.hub")
 
+UNSUBSCRIBE_DELAY = 1.0
 ChannelKey = tuple[str, str]
 
 
@@ -34,20 +39,27 @@ class Hub:
     """Local subscribers per ``(app_id, channel)`` and frame-once fan-out.
 
     Args:
-        metrics: counts deliveries, one call per fan-out.
-        max_buffer: unsent bytes per socket before it is cut off as a slow consumer.
+        metrics: counts deliveries (one call per fan-out) and local channels.
+        broker: subscribed per channel when it declares ``node_subscriptions``.
+        spawn: runs the delayed broker unsubscriptions.
     """
 
-    def __init__(self, metrics: Metrics, max_buffer: int) -> None:
-        self._channels: dict[ChannelKey, set[Connection]] = {}
-        self._dirty: list[Connection] = []
+    def __init__(self, metrics: Metrics, broker: Broker, spawn: Spawn) -> None:
+        self._channels: dict[ChannelKey, set[Socket]] = {}
+        self._dirty: list[Output] = []
         self._flush_scheduled = False
         self._queued_at = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self.metrics = metrics
-        self.max_buffer = max_buffer
+        self._broker = broker
+        self._spawn = spawn
+        self._node_subscriptions = broker.node_subscriptions
+        # Channels the broker confirmed this node subscribed to.
+        self._subscribed: set[ChannelKey] = set()
+        self._unsubscribe_due: dict[ChannelKey, asyncio.TimerHandle] = {}
 
-    def add(self, app_id: str, channel: str, conn: Connection) -> bool:
+    # index -------------------------------------------------------------------------
+    def add(self, app_id: str, channel: str, conn: Socket) -> bool:
         """Index ``conn`` on ``channel``; return True if it is the first local subscriber."""
         key = (app_id, channel)
         conns = self._channels.get(key)
@@ -57,7 +69,7 @@ class Hub:
         conns.add(conn)
         return False
 
-    def remove(self, app_id: str, channel: str, conn: Connection) -> bool:
+    def remove(self, app_id: str, channel: str, conn: Socket) -> bool:
         """Unindex ``conn``; return True if the channel has no local subscriber left."""
         key = (app_id, channel)
         conns = self._channels.get(key)
@@ -69,6 +81,57 @@ class Hub:
         del self._channels[key]
         return True
 
+    async def join(self, app_id: str, channel: str, conn: Socket) -> None:
+        """Deliver ``channel`` to ``conn`` from now on, subscribing the node if it must.
+
+        Raises:
+            BrokerError: the broker forgot the failed subscribe, so ``conn`` is unindexed
+                too: otherwise no later subscriber would ever ask again.
+        """
+        if self.add(app_id, channel, conn):
+            self.metrics.channel_opened(app_id)
+        key = (app_id, channel)
+        if not self._node_subscriptions or key in self._subscribed:
+            return
+        try:
+            await self._broker.subscribe(app_id, channel)
+        except BrokerError:
+            self.leave(app_id, channel, conn)
+            raise
+        self._subscribed.add(key)
+
+    def leave(self, app_id: str, channel: str, conn: Socket) -> None:
+        """Stop delivering ``channel`` to ``conn``; the node unsubscribes a little later."""
+        if not self.remove(app_id, channel, conn):
+            return
+        self.metrics.channel_opened(app_id, -1)
+        key = (app_id, channel)
+        if key in self._subscribed and key not in self._unsubscribe_due:
+            loop = self._loop or asyncio.get_running_loop()
+            self._unsubscribe_due[key] = loop.call_later(
+                UNSUBSCRIBE_DELAY, self._unsubscribe_later, key
+            )
+
+    def _unsubscribe_later(self, key: ChannelKey) -> None:
+        del self._unsubscribe_due[key]
+        if key not in self._channels:
+            self._spawn(self._unsubscribe_node(*key))
+
+    async def _unsubscribe_node(self, app_id: str, channel: str) -> None:
+        if (app_id, channel) in self._channels:
+            return  # somebody subscribed again meanwhile
+        self._subscribed.discard((app_id, channel))
+        try:
+            await self._broker.unsubscribe(app_id, channel)
+        except BrokerError as exc:
+            logger.warning("broker unsubscribe failed for %s: %s", channel, exc)
+
+    def cancel_pending(self) -> None:
+        """Drop delayed unsubscriptions (the node is stopping; the broker closes anyway)."""
+        for handle in self._unsubscribe_due.values():
+            handle.cancel()
+        self._unsubscribe_due.clear()
+
     def local_count(self, app_id: str, channel: str) -> int:
         conns = self._channels.get((app_id, channel))
         return len(conns) if conns else 0
@@ -76,13 +139,14 @@ class Hub:
     def channels(self) -> Iterator[ChannelKey]:
         return iter(list(self._channels))
 
-    def has(self, app_id: str, channel: str, conn: Connection) -> bool:
+    def has(self, app_id: str, channel: str, conn: Socket) -> bool:
         conns = self._channels.get((app_id, channel))
         return conns is not None and conn in conns
 
-    def subscribers(self, app_id: str, channel: str) -> list[Connection]:
+    def subscribers(self, app_id: str, channel: str) -> list[Socket]:
         return list(self._channels.get((app_id, channel), ()))
 
+    # fan-out -----------------------------------------------------------------------
     def fanout(
         self, app_id: str, channel: str, payload: bytes, except_socket_id: str | None
     ) -> int:
@@ -94,54 +158,25 @@ class Hub:
         if not conns:
             return 0
         frame = text_frame(payload)
-        dirty = self._dirty
-        sent = 0
-        for conn in conns:
-            if except_socket_id is not None and conn.socket_id == except_socket_id:
-                continue
-            out = conn.out
-            if out is None:
-                if conn.closing:
-                    continue
-                conn.out = [frame]
-                dirty.append(conn)
-            else:
-                out.append(frame)
-            sent += 1
+        sent = broadcast(conns, frame, except_socket_id, self._dirty)
         if sent:
             self.metrics.messages_sent(app_id, sent, sent * len(frame))
             if not self._queued_at:
                 self._queued_at = time.perf_counter()
             if not self._flush_scheduled:
-                self._schedule_flush()
+                loop = self._loop
+                if loop is None:
+                    loop = self._loop = asyncio.get_running_loop()
+                self._flush_scheduled = True
+                loop.call_soon(self.flush)
         return sent
-
-    def _schedule_flush(self) -> None:
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
-        self._flush_scheduled = True
-        loop.call_soon(self.flush)
 
     def flush(self) -> None:
         """Write every dirty socket's pending frames in one ``write`` each."""
         dirty = self._dirty
         self._dirty = []
         self._flush_scheduled = False
-        limit = self.max_buffer
-        for conn in dirty:
-            out = conn.out
-            conn.out = None
-            if out is None or conn.closing:
-                continue
-            transport = conn.transport
-            try:
-                transport.write(out[0] if len(out) == 1 else b"".join(out))
-                if transport.get_write_buffer_size() > limit:
-                    conn.overflow()
-            except Exception:  # one broken socket must not stop the others' writes
-                logger.exception("skipped write: failed to write to socket %s", conn.socket_id)
-                conn.abort()
+        flush_all(dirty)
         if self._queued_at:
             self.metrics.publish_latency(time.perf_counter() - self._queued_at)
             self._queued_at = 0.0

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from pusherd.metrics import CONTENT_TYPE, Metrics
+from pusherd.protocol.http import response
+from pusherd.server.probes import Probes
 
 __all__ = ["MetricsListener"]
 
@@ -17,10 +18,10 @@ logger = logging.getLogger("pusherd.metrics")
 
 
 class MetricsListener:
-    """Serve ``metrics.render()`` on ``host:port`` until ``close()``."""
+    """Serve ``/metrics`` on ``host:port`` from ``start()`` until ``close()``."""
 
-    def __init__(self, metrics: Metrics, host: str, port: int) -> None:
-        self.metrics = metrics
+    def __init__(self, probes: Probes, host: str, port: int) -> None:
+        self.probes = probes
         self.host = host
         self.port = port
         self._server: asyncio.Server | None = None
@@ -40,14 +41,10 @@ class MetricsListener:
             async with asyncio.timeout(10):
                 head = await reader.readuntil(b"\r\n\r\n")
             target = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
-            if head.startswith(b"GET ") and target.split(b"?")[0] == b"/metrics":
-                status, body, kind = b"200 OK", self.metrics.render(), CONTENT_TYPE.encode()
-            else:
-                status, body, kind = b"404 Not Found", b"Not found\n", b"text/plain"
-            writer.write(
-                b"HTTP/1.1 %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n"
-                b"connection: close\r\n\r\n%s" % (status, kind, len(body), body)
-            )
+            path = "/metrics" if target.split(b"?")[0] == b"/metrics" else "/"
+            answer = self.probes.answer(path) if head.startswith(b"GET ") else None
+            status, body, kind = answer or (404, b"Not found\n", b"text/plain")
+            writer.write(response(status, body, kind, close=True))
             await writer.drain()
         except (
             TimeoutError,

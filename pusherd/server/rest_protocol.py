@@ -4,8 +4,9 @@
 Python SDK's ``/users/…``). Backends keep these connections open and send request
 after request, so each request costs only the httptools parse, ``RestApi.handle`` and
 one ``write``: no ASGI scope, no task per request (with the memory broker nothing
-waits, see ``eager``), no middleware. ``/up``, ``/ready``, ``/health`` and ``/metrics`` are
-answered too; any other path is a 404 (all other traffic goes through uvicorn and Starlette).
+waits, see ``eager``), no middleware. The probes (``/up``, ``/ready``, ``/health``,
+``/metrics``) are answered too; any other path is a 404 (all other traffic goes through
+uvicorn and Starlette).
 Requests are answered in order; a pipelining flood pauses reading. A body declared (or
 streamed) past ``max_http_body_kb`` is answered 413 at once, without reading it; a request
 that has not fully arrived ``http_request_timeout`` seconds after its first byte gets
@@ -18,39 +19,49 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote
 
 import httptools
-import orjson
 
-from pusherd.metrics import CONTENT_TYPE
-from pusherd.server import linger
+from pusherd.protocol.http import PLAIN, response, strip_prefix
 from pusherd.server.eager import start_eagerly
-from pusherd.server.health import health_report, readiness
+from pusherd.server.http_api import RestApi
+from pusherd.server.linger import Lingering
+from pusherd.server.probes import PATHS, Probes
 
-if TYPE_CHECKING:
-    from pusherd.server.http_api import RestApi
-    from pusherd.server.node import Node
-
-__all__ = ["RestProtocol"]
+__all__ = ["RestProtocol", "RestServices"]
 
 logger = logging.getLogger("pusherd.http")
 
 KEEP_ALIVE_TIMEOUT = 60.0
 MAX_PIPELINE = 32
-_REASONS = {
-    200: b"OK",
-    400: b"Bad Request",
-    401: b"Unauthorized",
-    403: b"Forbidden",
-    404: b"Not Found",
-    405: b"Method Not Allowed",
-    408: b"Request Timeout",
-    413: b"Payload Too Large",
-    429: b"Too Many Requests",
-    503: b"Service Unavailable",
-}
+
+
+class RestServices:
+    """What every ``RestProtocol`` of a node uses, built once by ``server.app``.
+
+    Args:
+        websocket: builds the protocol for a socket that upgrades (``server_state=``).
+        eager: the broker never waits, so requests run without a task each.
+    """
+
+    __slots__ = ("eager", "prefix", "probes", "rest", "websocket")
+
+    def __init__(
+        self,
+        rest: RestApi,
+        probes: Probes,
+        websocket: Callable[..., asyncio.Protocol],
+        prefix: str,
+        eager: bool,
+    ) -> None:
+        self.rest = rest
+        self.probes = probes
+        self.websocket = websocket
+        self.prefix = prefix
+        self.eager = eager
 
 
 class _Request:
@@ -70,9 +81,9 @@ class _Request:
 class RestProtocol(asyncio.Protocol):
     """Serve REST requests on one connection (see the module docstring)."""
 
-    def __init__(self, node: Node, rest: RestApi, server_state: Any = None) -> None:
-        self.node = node
-        self.rest = rest
+    def __init__(self, services: RestServices, server_state: Any = None) -> None:
+        self.services = services
+        self.rest = services.rest
         self.server_state = server_state
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
@@ -84,13 +95,14 @@ class RestProtocol(asyncio.Protocol):
         self.paused = False
         self.idle: asyncio.TimerHandle | None = None
         self.upgrade: _Request | None = None
-        self.max_body = rest.max_body
-        self.request_timeout = rest.request_timeout
+        self.max_body = self.rest.max_body
+        self.request_timeout = self.rest.request_timeout
         self.deadline: asyncio.TimerHandle | None = None
+        # Between a request's first and last byte (its 408 clock runs only across reads).
+        self.receiving = False
         # After a refusal: input is read and dropped until EOF (see server.linger).
         self.discarding = False
-        self.discarded = 0
-        self.lingering: asyncio.TimerHandle | None = None
+        self.lingering: Lingering | None = None
 
     # asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -100,9 +112,8 @@ class RestProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.discarding:
-            self.discarded += len(data)
-            if self.discarded > linger.LINGER_BYTES and self.transport is not None:
-                self.transport.close()
+            if self.lingering is not None:
+                self.lingering.feed(data)
             return
         if self.idle is not None:
             self.idle.cancel()
@@ -113,6 +124,13 @@ class RestProtocol(asyncio.Protocol):
             self._switch_to_websocket()
         except httptools.HttpParserError:
             self._fail(b"invalid HTTP request")
+        else:
+            if self.receiving and self.deadline is None and not self.discarding:
+                # A request split across reads: nearly every one arrives whole, and pays
+                # for no timer.
+                self.deadline = asyncio.get_running_loop().call_later(
+                    self.request_timeout, self._timed_out, self.current
+                )
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
@@ -134,9 +152,7 @@ class RestProtocol(asyncio.Protocol):
             return
         self.current = _Request()
         self.size = 0
-        self.deadline = asyncio.get_running_loop().call_later(
-            self.request_timeout, self._timed_out, self.current
-        )
+        self.receiving = True
 
     def on_url(self, url: bytes) -> None:
         self.current.url += url
@@ -179,6 +195,7 @@ class RestProtocol(asyncio.Protocol):
         request.refusal = (status, message)
         request.keep_alive = False
         self.discarding = True
+        self.receiving = False
         if self.deadline is not None:
             self.deadline.cancel()
             self.deadline = None
@@ -187,6 +204,7 @@ class RestProtocol(asyncio.Protocol):
             self._next()
 
     def on_message_complete(self) -> None:
+        self.receiving = False
         if self.discarding:
             return  # already answered (413, 408)
         if self.deadline is not None:
@@ -223,7 +241,7 @@ class RestProtocol(asyncio.Protocol):
         for name, value in request.headers:
             head += [name, b": ", value, b"\r\n"]
         head.append(b"\r\n")
-        connection = self.node.ws_protocol(server_state=self.server_state)
+        connection = self.services.websocket(server_state=self.server_state)
         connection.connection_made(transport)
         transport.set_protocol(connection)
         connection.data_received(b"".join(head))
@@ -233,7 +251,7 @@ class RestProtocol(asyncio.Protocol):
         while self.pending and not self.closing:
             request = self.pending.popleft()
             coro = self._serve(request)
-            if self.node.eager:
+            if self.services.eager:
                 waiting = start_eagerly(coro)
                 if waiting is None:
                     continue
@@ -274,44 +292,20 @@ class RestProtocol(asyncio.Protocol):
     async def _answer(
         self, method: str, path: str, query: bytes, body: bytes | None
     ) -> tuple[int, bytes, bytes]:
-        prefix = self.node.prefix
-        local = path[len(prefix) :] if prefix and path.startswith(prefix) else path
-        if method == "GET" and local in ("/up", "/ready", "/health", "/metrics"):
-            return self._probe(local)
-        if not path.startswith(prefix + "/"):
-            return 404, b"Not found\n", b"text/plain"
+        local = strip_prefix(path, self.services.prefix)
+        probe = path if local is None else local  # probes answer at the root too
+        if method == "GET" and probe in PATHS:
+            return self.services.probes.answer(probe)
+        if local is None:
+            return 404, b"Not found\n", PLAIN
         return await self.rest.handle(method, path, query, body)
-
-    def _probe(self, path: str) -> tuple[int, bytes, bytes]:
-        node = self.node
-        if path == "/up":
-            return 200, b'{"health":"OK"}', b"application/json"
-        if path == "/ready":
-            status, body = readiness(node)
-            return status, orjson.dumps(body), b"application/json"
-        if path == "/health":
-            status, body = health_report(node)
-            return status, orjson.dumps(body), b"application/json"
-        if not node.config.metrics.enabled:
-            return 404, b"Not found\n", b"text/plain"
-        return 200, node.metrics.render(), CONTENT_TYPE.encode()
 
     def _respond(self, status: int, payload: bytes, content_type: bytes, keep_alive: bool) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
             return
         close = not keep_alive or self.closing
-        transport.write(
-            b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n%s\r\n%s"
-            % (
-                status,
-                _REASONS.get(status, b"Error"),
-                content_type,
-                len(payload),
-                b"connection: close\r\n" if close else b"",
-                payload,
-            )
-        )
+        transport.write(response(status, payload, content_type, close))
         if close:
             self.closing = True
             if self.discarding:
@@ -323,9 +317,7 @@ class RestProtocol(asyncio.Protocol):
         """Close after the client stops sending (or ``server.linger``'s bounds)."""
         if transport.can_write_eof():
             transport.write_eof()  # the answer is complete: tell the client now
-        self.lingering = asyncio.get_running_loop().call_later(
-            linger.LINGER_SECONDS, transport.close
-        )
+        self.lingering = Lingering(transport, None)
 
     def _fail(self, message: bytes) -> None:
         """Answer 400 after the requests before it (the parser cannot go on), then close."""

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from pusherd import __version__
+from pusherd.apps.base import AppRegistry
 from pusherd.config import Config, load_config
 from pusherd.errors import ConfigError
 
 if TYPE_CHECKING:
-    from pusherd.server.node import Node
+    from pusherd.server.app import Parts
 
 __all__ = ["serve"]
 
@@ -54,17 +55,17 @@ def _banner(config: Config) -> None:
     print("\n".join(lines), flush=True)
 
 
-def _uvicorn_config(config: Config, level: str) -> tuple[uvicorn.Config, Node]:
-    from pusherd.server.app import create_app, create_node, uvicorn_protocols
+def _uvicorn_config(config: Config, level: str) -> tuple[uvicorn.Config, Parts]:
+    from pusherd.server.app import build, create_app, uvicorn_protocols
 
-    node = create_node(config)
-    app = create_app(config, node)
+    parts = build(config)
+    app = create_app(config, parts)
     server = config.server
     return uvicorn.Config(
         app,
         host=server.host,
         port=server.port,
-        **uvicorn_protocols(node),
+        **uvicorn_protocols(parts),
         lifespan="on",
         log_config=None,
         log_level=level,
@@ -74,7 +75,7 @@ def _uvicorn_config(config: Config, level: str) -> tuple[uvicorn.Config, Node]:
         ssl_keyfile=server.tls.key if server.tls else None,
         server_header=False,
         proxy_headers=False,  # pusherd never uses the client address; saves a middleware
-    ), node
+    ), parts
 
 
 def _serve(
@@ -83,11 +84,11 @@ def _serve(
     sock: socket.socket | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> int:
-    uv_config, node = _uvicorn_config(config, level)
+    uv_config, parts = _uvicorn_config(config, level)
     if sock is None:
         _banner(config)
     server = uvicorn.Server(uv_config)
-    _install_reload(config, node, environ)
+    _install_reload(config, parts.apps, environ)
     _exit_cleanly_after_shutdown()
     _tune_gc()
     if sock is not None:
@@ -127,7 +128,7 @@ def _exit_cleanly_after_shutdown() -> None:
     signal.signal(signal.SIGINT, leave)
 
 
-def _install_reload(config: Config, node: Node, environ: Mapping[str, str] | None) -> None:
+def _install_reload(config: Config, apps: AppRegistry, environ: Mapping[str, str] | None) -> None:
     """Reload apps from the config file on SIGHUP, keeping every socket."""
     if config.source is None or not hasattr(signal, "SIGHUP"):
         return
@@ -140,8 +141,8 @@ def _install_reload(config: Config, node: Node, environ: Mapping[str, str] | Non
             return
         from pusherd.apps.static import StaticAppRegistry
 
-        if isinstance(node.apps, StaticAppRegistry):
-            node.apps.replace(fresh.apps)
+        if isinstance(apps, StaticAppRegistry):
+            apps.replace(fresh.apps)
         logger.info("reloaded %d app(s) from %s", len(fresh.apps), config.source)
 
     signal.signal(signal.SIGHUP, reload)

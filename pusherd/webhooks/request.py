@@ -6,12 +6,12 @@ the event ``id`` or the ``X-Pusherd-Delivery`` header.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
+
+from pusherd.protocol.signing import sign
 
 __all__ = ["RESERVED_HEADERS", "build_request", "sign"]
 
@@ -19,11 +19,6 @@ __all__ = ["RESERVED_HEADERS", "build_request", "sign"]
 RESERVED_HEADERS = frozenset(
     {"content-type", "content-length", "x-pusher-key", "x-pusher-signature", "x-pusherd-delivery"}
 )
-
-
-def sign(secret: str, body: bytes) -> str:
-    """Return ``HMAC-SHA256-hex(secret, body)``, Pusher's ``X-Pusher-Signature``."""
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def build_request(
@@ -43,6 +38,6 @@ def build_request(
     headers = {"Content-Type": "application/json"}
     headers.update((k, v) for k, v in extra_headers if k.lower() not in RESERVED_HEADERS)
     headers["X-Pusher-Key"] = key
-    headers["X-Pusher-Signature"] = sign(secret, body)
+    headers["X-Pusher-Signature"] = sign(secret, body)  # HMAC-SHA256 hex of the raw body
     headers["X-Pusherd-Delivery"] = delivery_id
     return body, headers

@@ -464,7 +464,10 @@ async def test_reaper_signs_out_a_user_whose_id_contains_a_newline(cluster: Clus
 # users online ----------------------------------------------------------------------------
 async def _refs(cluster: Cluster, app: str) -> dict[str, int]:
     found = await cluster.client.hgetall(key("on", app))
-    return {user.decode(): int(count) for user, count in found.items()}
+    return {
+        user.decode() if isinstance(user, bytes) else user: int(count)
+        for user, count in found.items()
+    }
 
 
 async def test_users_online_counts_each_user_once_across_signin_and_presence(

@@ -608,7 +608,7 @@ async def test_subscription_count_reaches_subscribers(launch: Launch, uid: str) 
     await first.expect(lambda e: e["data"] == {"subscription_count": 1}, **_count_line(channel))
 
 
-def _count_line(channel: str) -> dict[str, str]:
+def _count_line(channel: str) -> dict[str, Any]:
     return {"t": "event", "channel": channel, "event": "pusher:subscription_count"}
 
 

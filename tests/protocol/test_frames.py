@@ -333,3 +333,12 @@ def test_discard_until_close_false_while_no_close_arrived() -> None:
     parser = FrameParser(1024)
     frames = client_frame(Opcode.TEXT, b"hi") + client_frame(Opcode.PING, b"")
     assert parser.discard_until_close(frames) is False
+
+
+def test_close_reply_echoes_the_code_or_answers_1000() -> None:
+    from pusherd.protocol.frames import close_reply
+
+    assert close_reply(struct.pack("!H", 4000) + b"bye") == (4000, close_frame(4000))
+    assert close_reply(b"") == (1000, close_frame(1000))
+    assert close_reply(struct.pack("!H", 999)) == (999, close_frame(1000))
+    assert close_reply(struct.pack("!H", 5000)) == (5000, close_frame(1000))

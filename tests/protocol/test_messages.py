@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import orjson
 import pytest
 
@@ -152,4 +154,28 @@ def test_encode_channel_event_user_id_and_no_data() -> None:
     assert orjson.loads(encode_channel_event("pusher_internal:subscription_succeeded", "c")) == {
         "event": "pusher_internal:subscription_succeeded",
         "channel": "c",
+    }
+
+
+def test_error_messages_for_a_refused_subscription_name_its_channel_first() -> None:
+    from pusherd.errors import SubscriptionError
+    from pusherd.protocol.messages import error_messages
+
+    first, second = error_messages(SubscriptionError("Invalid signature", "private-c", 401))
+    assert json.loads(first) == {
+        "event": "pusher:subscription_error",
+        "channel": "private-c",
+        "data": {"type": "AuthError", "error": "Invalid signature", "status": 401},
+    }
+    assert json.loads(second)["event"] == "pusher:error"
+
+
+def test_error_messages_for_any_other_error_are_one_pusher_error() -> None:
+    from pusherd.errors import PusherError
+    from pusherd.protocol.messages import error_messages
+
+    (only,) = error_messages(PusherError("Unsupported event: x"))
+    assert json.loads(only) == {
+        "event": "pusher:error",
+        "data": {"code": None, "message": "Unsupported event: x"},
     }

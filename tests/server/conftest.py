@@ -30,8 +30,7 @@ from websockets.exceptions import ConnectionClosed
 
 from pusherd.apps.base import App
 from pusherd.config import Config, ScalingConfig, ServerConfig, WebhookSettings
-from pusherd.server.app import create_app, create_node, uvicorn_protocols
-from pusherd.server.node import Node
+from pusherd.server.app import Parts, build, create_app, uvicorn_protocols
 from pusherd.types import AppId, AppKey
 from tests.redis_server import RedisServer, running_redis
 
@@ -89,7 +88,7 @@ def make_config(*apps: App, **server: Any) -> Config:
 
 @dataclass
 class Running:
-    node: Node
+    parts: Parts
     port: int
 
     def url(self, key: str = "app-key", query: str = "?protocol=7&client=js&version=8.4.0") -> str:
@@ -117,21 +116,21 @@ async def asgi_client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
 @contextlib.asynccontextmanager
 async def serve(config: Config) -> AsyncIterator[Running]:
     """Run pusherd in this event loop until the block exits."""
-    node = create_node(config)
-    app = create_app(config, node)
+    parts = build(config)
+    app = create_app(config, parts)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
             host="127.0.0.1",
             port=0,
-            **uvicorn_protocols(node),
+            **uvicorn_protocols(parts),
             lifespan="on",
             log_config=None,
             log_level="warning",
             timeout_graceful_shutdown=2,
         )
     )
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(server.serve())
     async with asyncio.timeout(TIMEOUT):
         while not server.started:
@@ -140,7 +139,7 @@ async def serve(config: Config) -> AsyncIterator[Running]:
             await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield Running(node, port)
+        yield Running(parts, port)
     finally:
         server.should_exit = True
         async with asyncio.timeout(TIMEOUT * 2):

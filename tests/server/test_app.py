@@ -1,4 +1,4 @@
-"""``create_node``/``create_app``/``uvicorn_protocols``: how config becomes a served node."""
+"""``build``/``create_app``/``uvicorn_protocols``: how config becomes a served node."""
 
 from __future__ import annotations
 
@@ -15,9 +15,8 @@ from pusherd.brokers.memory import MemoryBroker
 from pusherd.brokers.redis import RedisBroker
 from pusherd.config import MetricsConfig, ScalingConfig
 from pusherd.errors import ConfigError
-from pusherd.server.app import PusherdApp, create_app, create_node, uvicorn_protocols
-from pusherd.server.connection import Connection
-from pusherd.server.node import Node
+from pusherd.server.app import Parts, PusherdApp, build, create_app, uvicorn_protocols
+from pusherd.server.front_door import Upgrade
 from pusherd.types import AppId, AppKey
 from tests.server.conftest import APP, TIMEOUT, asgi_client, make_config
 from tests.server_process import free_port
@@ -52,21 +51,21 @@ async def lifespan(app: PusherdApp) -> AsyncIterator[None]:
             await task
 
 
-async def test_create_node_uses_the_memory_driver_and_the_configured_apps() -> None:
-    node = create_node(make_config(APP, OTHER))
-    assert isinstance(node.broker, MemoryBroker)
-    assert node.apps.by_key("app-key") == APP
-    assert node.apps.by_id("67890") == OTHER
-    assert node.apps.by_key("missing") is None
-    assert not node.started  # nothing is started
-    assert not node.ready
+async def test_build_uses_the_memory_driver_and_the_configured_apps() -> None:
+    parts = build(make_config(APP, OTHER))
+    assert isinstance(parts.broker, MemoryBroker)
+    assert parts.apps.by_key("app-key") == APP
+    assert parts.apps.by_id("67890") == OTHER
+    assert parts.apps.by_key("missing") is None
+    assert not parts.node.started  # nothing is started
+    assert not parts.node.ready
 
 
-async def test_create_node_builds_the_redis_broker_without_connecting() -> None:
+async def test_build_makes_the_redis_broker_without_connecting() -> None:
     scaling = ScalingConfig(
         driver="redis", redis_url=f"redis://127.0.0.1:{free_port()}/0", node_id="node-a"
     )
-    node = create_node(replace(make_config(), scaling=scaling))
+    node = build(replace(make_config(), scaling=scaling))
     try:
         assert isinstance(node.broker, RedisBroker)
         assert node.broker.node_id == "node-a"
@@ -75,30 +74,30 @@ async def test_create_node_builds_the_redis_broker_without_connecting() -> None:
         await node.broker.close()
 
 
-def test_create_node_rejects_an_unknown_driver() -> None:
+def test_build_rejects_an_unknown_driver() -> None:
     config = replace(make_config(), scaling=ScalingConfig(driver="carrier-pigeon"))
     with pytest.raises(ConfigError, match="carrier-pigeon"):
-        create_node(config)
+        build(config)
 
 
-def test_create_node_metrics_use_the_configured_prefix() -> None:
-    node = create_node(replace(make_config(), metrics=MetricsConfig(prefix="reverb_")))
+def test_build_metrics_use_the_configured_prefix() -> None:
+    node = build(replace(make_config(), metrics=MetricsConfig(prefix="reverb_")))
     node.metrics.connection_opened("12345")
     text = node.metrics.render().decode()
     assert 'reverb_connected{app_id="12345"} 1.0' in text
     assert "pusherd_" not in text
 
 
-def test_create_app_wires_the_node_into_app_state_and_the_rest_api() -> None:
+def test_create_app_wires_the_parts_into_app_state_and_the_rest_api() -> None:
     config = make_config()
-    node = create_node(config)
-    app = create_app(config, node)
-    assert app.state.node is node
-    assert node.rest is not None  # the front door hands REST sockets to it
-    own = create_app(config)  # without a node, it builds one from the config
-    assert isinstance(own.state.node, Node)
-    assert own.state.node is not node
-    assert own.state.node.rest is not None
+    parts = build(config)
+    app = create_app(config, parts)
+    assert app.state.parts is parts
+    assert parts.rest is not None  # the front door hands REST sockets to it
+    own = create_app(config)  # without parts, it builds them from the config
+    assert isinstance(own.state.parts, Parts)
+    assert own.state.parts is not parts
+    assert own.state.parts.rest is not None
 
 
 async def test_app_routes_probes_metrics_and_the_rest_api() -> None:
@@ -137,22 +136,22 @@ async def test_disabled_metrics_have_no_route_but_probes_stay() -> None:
 
 async def test_lifespan_starts_the_node_and_shutdown_drains_it() -> None:
     config = make_config()
-    node = create_node(config)
-    app = create_app(config, node)
+    parts = build(config)
+    app = create_app(config, parts)
     async with asgi_client(app) as http:
         async with lifespan(app):
-            assert node.ready
+            assert parts.node.ready
             assert (await http.get("/ready")).json() == {"ready": True}
-        assert node.draining
+        assert parts.sockets.draining
         assert (await http.get("/ready")).json() == {"ready": False, "reason": "draining"}
 
 
 def test_uvicorn_protocols_gives_an_http_front_door_and_a_ws_protocol_for_the_node() -> None:
-    node = create_node(make_config())
-    protocols = uvicorn_protocols(node)
+    parts = build(make_config())
+    protocols = uvicorn_protocols(parts)
     assert set(protocols) == {"http", "ws"}
     front_door = protocols["http"](config=None, server_state=None, app_state={})
     assert isinstance(front_door, asyncio.Protocol)
     connection = protocols["ws"](config=None, server_state=None, app_state={})
-    assert isinstance(connection, Connection)
-    assert connection.node is node
+    assert isinstance(connection, Upgrade)
+    assert connection._upgrades is parts.door.upgrades

@@ -77,10 +77,10 @@ async def test_connection_to_disabled_app_is_closed_with_4003() -> None:
 async def test_connection_origin_not_allowed_is_closed_with_4009() -> None:
     app = replace(APP, allowed_origins=("https://*.example.com",))
     async with serve(make_config(app)) as r:
-        async with Client.open(r.url(), origin="https://evil.test") as client:  # type: ignore[arg-type]
+        async with Client.open(r.url(), origin="https://evil.test") as client:
             assert (await client.recv())["data"]["code"] == 4009
             assert (await client.closed())[0] == 4009
-        async with Client.open(r.url(), origin="https://app.example.com") as client:  # type: ignore[arg-type]
+        async with Client.open(r.url(), origin="https://app.example.com") as client:
             await client.established()
 
 
@@ -101,7 +101,7 @@ async def test_connection_over_app_quota_is_closed_with_4004() -> None:
                 assert (await second.closed())[0] == 4004
         # the slot is released when the first socket leaves
         async with asyncio.timeout(5):
-            while await r.node.broker.connection_count(APP.id):
+            while await r.parts.broker.connection_count(APP.id):
                 await asyncio.sleep(0.02)
         async with Client.open(r.url()) as third:
             await third.established()
@@ -229,7 +229,7 @@ async def test_connection_plain_http_upgrade_with_wrong_version_gets_426(
 async def test_connection_server_shutdown_closes_sockets_with_4200() -> None:
     async with serve(make_config()) as r, Client.open(r.url()) as client:
         await client.established()
-        await r.node.stop(1.0)
+        await r.parts.node.stop(1.0)
         message = await client.recv()
         assert message["data"]["code"] == 4200
         assert (await client.closed())[0] == 4200

@@ -1,12 +1,12 @@
-"""Sockets are routed by their first bytes: upgrades to Connection, the rest to HTTP."""
+"""Sockets are routed by their first bytes: upgrades stay in Upgrade, the rest go to HTTP."""
 
 from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
 
-from pusherd.server.app import create_app, create_node, uvicorn_protocols
-from pusherd.server.connection import Connection
+from pusherd.server.app import build, uvicorn_protocols
+from pusherd.server.front_door import Upgrade
 from pusherd.server.rest_protocol import RestProtocol
 from tests.server.conftest import Running, make_config
 
@@ -80,24 +80,23 @@ class RecordingTransport(asyncio.Transport):
 
 
 def test_an_upgrade_stays_in_the_first_protocol_with_no_protocol_switch() -> None:
-    node = create_node(make_config())
-    protocol = uvicorn_protocols(node)["http"](config=None, server_state=None, app_state={})
+    parts = build(make_config())
+    protocol = uvicorn_protocols(parts)["http"](config=None, server_state=None, app_state={})
     transport = RecordingTransport()
     protocol.connection_made(transport)
     protocol.data_received(HEAD)
-    assert isinstance(protocol, Connection)
+    assert isinstance(protocol, Upgrade)
     assert transport.switched_to == []
     assert transport.written.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
     assert b"pusher:connection_established" in transport.written
-    assert protocol in node.connections
+    assert protocol.conn in parts.sockets.connections
 
 
 async def test_a_rest_call_goes_to_the_rest_protocol_and_the_first_protocol_is_dropped() -> None:
     config = make_config()
-    node = create_node(config)
-    create_app(config, node)  # gives the node its REST API
+    parts = build(config)
     state = SimpleNamespace(connections=set())
-    protocol = uvicorn_protocols(node)["http"](config=None, server_state=state, app_state={})
+    protocol = uvicorn_protocols(parts)["http"](config=None, server_state=state, app_state={})
     transport = RecordingTransport()
     protocol.connection_made(transport)
     assert state.connections == {protocol}

@@ -419,7 +419,7 @@ async def test_events_huge_declared_body_behind_uvicorn_is_413_at_once(running: 
 async def test_events_body_that_stops_arriving_behind_uvicorn_gets_408(
     running: Running, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(running.node.rest, "request_timeout", 0.3)
+    monkeypatch.setattr(running.parts.rest, "request_timeout", 0.3)
     stalled = _HUGE.replace(b"10737418240", b"2048")
     response = await _after_a_probe(running, stalled)
     assert response.startswith(b"HTTP/1.1 408")

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
+from pusherd.brokers.memory import MemoryBroker
 from pusherd.metrics import Metrics
 from pusherd.protocol.frames import text_frame
+from pusherd.server.eager import Tasks
 from pusherd.server.hub import Hub
 
 if TYPE_CHECKING:
@@ -49,6 +51,7 @@ class FakeConnection:
         self.socket_id = socket_id
         self.transport = transport if transport is not None else FakeTransport()
         self.out: list[bytes] | None = None
+        self.max_buffer = MAX_BUFFER
         self.closing = False
         self.overflows = 0
         self.aborts = 0
@@ -84,6 +87,11 @@ def fake_conn(socket_id: str, transport: FakeTransport | None = None) -> Any:
     return FakeConnection(socket_id, transport)
 
 
+def make_hub(metrics: Metrics) -> Hub:
+    """A hub on the memory broker (no node subscriptions, so nothing is ever spawned)."""
+    return Hub(metrics, MemoryBroker(), Tasks(eager=True).spawn)
+
+
 @pytest.fixture
 def metrics() -> FakeMetrics:
     return FakeMetrics()
@@ -91,7 +99,7 @@ def metrics() -> FakeMetrics:
 
 @pytest.fixture
 def hub(metrics: FakeMetrics) -> Hub:
-    return Hub(cast("Metrics", metrics), MAX_BUFFER)
+    return make_hub(cast("Metrics", metrics))
 
 
 def subscribe(hub: Hub, *conns: Connection, channel: str = CHANNEL) -> None:
@@ -366,7 +374,7 @@ async def test_messages_sent_is_counted_once_per_fanout_with_the_socket_count(
 
 async def test_fanout_updates_the_real_metrics_exposition() -> None:
     metrics = Metrics()
-    hub = Hub(metrics, MAX_BUFFER)
+    hub = make_hub(metrics)
     conns = [fake_conn(f"1.{i}") for i in range(2)]
     for conn in conns:
         hub.add(APP_ID, CHANNEL, conn)

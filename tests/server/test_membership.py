@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import replace
+from typing import Any
 
 from pusherd.apps.base import WebhookTarget
 from pusherd.config import WebhookSettings
@@ -20,7 +21,9 @@ from tests.server.conftest import (
 from tests.webhook_receiver import WebhookReceiver
 
 
-async def join(client: Client, channel: str, user_id: object, info: object = None) -> dict:
+async def join(
+    client: Client, channel: str, user_id: object, info: object = None
+) -> dict[str, Any]:
     socket_id = client.socket_id or await client.established()
     member: dict[str, object] = {"user_id": user_id}
     if info is not None:
@@ -29,7 +32,7 @@ async def join(client: Client, channel: str, user_id: object, info: object = Non
     return await client.subscribe(channel, private_auth(socket_id, channel, data), data)
 
 
-async def signin(client: Client, user: dict) -> None:
+async def signin(client: Client, user: dict[str, Any]) -> None:
     socket_id = client.socket_id or await client.established()
     user_data = json.dumps(user)
     await client.send(
@@ -89,7 +92,7 @@ async def test_presence_unsubscribe_removes_member(running: Running) -> None:
         await a.recv()  # member_added b
         await b.send("pusher:unsubscribe", {"channel": "presence-u"})
         assert (await a.recv())["event"] == "pusher_internal:member_removed"
-        assert await running.node.broker.members(APP.id, "presence-u") == {"a": None}
+        assert await running.parts.broker.members(APP.id, "presence-u") == {"a": None}
 
 
 async def test_presence_channel_full_refuses_new_users_but_not_known_ones() -> None:
@@ -240,7 +243,7 @@ async def test_user_authentication_required_closes_unauthorized_sockets_with_400
     app = replace(APP, enable_user_authentication=True, user_authentication_timeout=0.0)
     async with serve(make_config(app)) as r, Client.open(r.url()) as client:
         await client.established()
-        r.node.sweep(r.node.clock() + 1)
+        r.parts.sockets.sweep(r.parts.clock() + 1)
         assert (await client.recv())["data"]["code"] == 4009
         assert (await client.closed())[0] == 4009
 

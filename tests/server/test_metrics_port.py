@@ -15,13 +15,18 @@ from prometheus_client.parser import text_string_to_metric_families
 from pusherd.config import MetricsConfig
 from pusherd.metrics import CONTENT_TYPE, Metrics
 from pusherd.server.metrics_port import MetricsListener
+from pusherd.server.probes import Probes
 from tests.server.conftest import TIMEOUT, make_config, serve
 from tests.server_process import free_port
 
 
+def probes(metrics: Metrics) -> Probes:
+    return Probes(lambda: (200, {"ready": True}), metrics, metrics_enabled=True)
+
+
 @contextlib.asynccontextmanager
 async def listening(metrics: Metrics | None = None) -> AsyncIterator[MetricsListener]:
-    listener = MetricsListener(metrics or Metrics(), "127.0.0.1", 0)
+    listener = MetricsListener(probes(metrics or Metrics()), "127.0.0.1", 0)
     await listener.start()
     try:
         yield listener
@@ -152,9 +157,9 @@ async def test_an_oversized_request_head_is_dropped_without_an_answer() -> None:
 
 
 async def test_close_stops_accepting_connections_and_is_safe_before_start() -> None:
-    never_started = MetricsListener(Metrics(), "127.0.0.1", 0)
+    never_started = MetricsListener(probes(Metrics()), "127.0.0.1", 0)
     await never_started.close()
-    listener = MetricsListener(Metrics(), "127.0.0.1", 0)
+    listener = MetricsListener(probes(Metrics()), "127.0.0.1", 0)
     await listener.start()
     port = listener.port
     await listener.close()
@@ -165,7 +170,7 @@ async def test_start_on_a_port_already_in_use_raises() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        listener = MetricsListener(Metrics(), "127.0.0.1", taken.getsockname()[1])
+        listener = MetricsListener(probes(Metrics()), "127.0.0.1", taken.getsockname()[1])
         with pytest.raises(OSError):
             await listener.start()
 
@@ -174,17 +179,17 @@ async def test_the_node_opens_the_metrics_port_from_config_and_closes_it_on_shut
     port = free_port()
     config = replace(make_config(), metrics=MetricsConfig(port=port))
     async with serve(config) as r:
-        assert r.node.metrics_listener is not None
-        assert r.node.metrics_listener.port == port
+        assert r.parts.metrics_listener is not None
+        assert r.parts.metrics_listener.port == port
         async with httpx.AsyncClient() as http:
             response = await http.get(f"http://127.0.0.1:{port}/metrics")
         assert response.status_code == 200
         # Same numbers as the main port: one Metrics per node.
-        r.node.metrics.connection_opened("12345")
+        r.parts.metrics.connection_opened("12345")
         async with httpx.AsyncClient() as http:
             text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
         assert connected_value(text, "12345") == 1
-        r.node.metrics.connection_closed("12345", 1000)
+        r.parts.metrics.connection_closed("12345", 1000)
     assert await refused(port)
 
 
@@ -192,7 +197,7 @@ async def test_disabled_metrics_open_no_listener_even_with_a_port() -> None:
     port = free_port()
     config = replace(make_config(), metrics=MetricsConfig(enabled=False, port=port))
     async with serve(config) as r:
-        assert r.node.metrics_listener is None
+        assert r.parts.metrics_listener is None
         assert await refused(port)
 
 
@@ -201,8 +206,8 @@ async def test_the_metrics_port_binds_to_its_own_host_when_one_is_set() -> None:
     port = free_port()
     config = replace(make_config(), metrics=MetricsConfig(port=port, host="127.0.0.2"))
     async with serve(config) as r:
-        assert r.node.metrics_listener is not None
-        assert r.node.metrics_listener.host == "127.0.0.2"
+        assert r.parts.metrics_listener is not None
+        assert r.parts.metrics_listener.host == "127.0.0.2"
         async with httpx.AsyncClient() as http:
             response = await http.get(f"http://127.0.0.2:{port}/metrics")
         assert response.status_code == 200

@@ -109,7 +109,7 @@ async def test_rest_connection_huge_chunked_body_is_413_as_it_passes_the_limit(
 async def test_rest_connection_body_that_stops_arriving_gets_408(
     running: Running, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(running.node.rest, "request_timeout", 0.3)
+    monkeypatch.setattr(running.parts.rest, "request_timeout", 0.3)
     response = await exchange(running, _head(2048) + b"{" * 100, b"\0")
     assert response.startswith(b"HTTP/1.1 408 Request Timeout")
     assert b"connection: close" in response
@@ -118,7 +118,7 @@ async def test_rest_connection_body_that_stops_arriving_gets_408(
 async def test_rest_connection_stalled_chunked_body_gets_408(
     running: Running, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(running.node.rest, "request_timeout", 0.3)
+    monkeypatch.setattr(running.parts.rest, "request_timeout", 0.3)
     head = _head(-1, b"Transfer-Encoding: chunked\r\n")
     response = await exchange(running, head + b"10\r\n0123456789abcdef\r\n", b"\0")
     assert response.startswith(b"HTTP/1.1 408")

@@ -18,8 +18,9 @@ from pusherd.tools.auth_server import AuthSigner, is_loopback
 from pusherd.tools.crypto import shared_secret
 from pusherd.tools.tail import channel_auth
 from pusherd.types import AppId, AppKey
+from tests.e2e.conftest import MASTER_KEY_B64
 
-from .conftest import MASTER_KEY_B64, CliProcess, RunCli, StartCli
+from .conftest import CliProcess, RunCli, StartCli
 
 __all__: list[str] = []
 

@@ -27,7 +27,7 @@ from tests.webhooks import count, depth
 
 __all__: list[str] = []
 
-JS_DIR = Path(__file__).resolve().parent / "js"
+JS_DIR = Path(__file__).resolve().parent.parent / "js"
 FAST = WebhookSettings(
     delay=0.05, retry_for=10.0, timeout=2.0, batch_window_ms=20, max_batch_size=50
 )

@@ -1,4 +1,4 @@
-"""The node's sweep (pings, 4201, slow sockets) and its health endpoints."""
+"""The node's sockets: the sweep (pings, 4201, slow sockets), greeting, ids, health."""
 
 from __future__ import annotations
 
@@ -9,35 +9,34 @@ import socket
 import httpx
 
 from pusherd.protocol.messages import encode_event
-from pusherd.server.app import create_node
-from pusherd.server.node import SocketIds
+from pusherd.server.app import build
 from tests.server.conftest import Client, Running, make_config, serve
 
 
 async def test_sweep_pings_idle_sockets_then_closes_silent_ones_with_4201(
     running: Running,
 ) -> None:
-    node = running.node
+    parts = running.parts
     async with Client.open(running.url()) as client:
         await client.established()
-        node.sweep(node.clock() + 121)  # idle longer than activity_timeout (120 s)
+        parts.sockets.sweep(parts.clock() + 121)  # idle longer than activity_timeout (120 s)
         assert await client.recv() == {"event": "pusher:ping", "data": "{}"}
-        node.sweep(node.clock() + 121 + 31)  # no answer within pong_timeout (30 s)
+        parts.sockets.sweep(parts.clock() + 121 + 31)  # no answer within pong_timeout (30 s)
         message = await client.recv()
         assert message["data"]["code"] == 4201
         assert (await client.closed())[0] == 4201
 
 
 async def test_sweep_keeps_sockets_that_answer_the_ping(running: Running) -> None:
-    node = running.node
+    parts = running.parts
     async with Client.open(running.url()) as client:
         await client.established()
-        node.sweep(node.clock() + 121)
+        parts.sockets.sweep(parts.clock() + 121)
         assert (await client.recv())["event"] == "pusher:ping"
         await client.send("pusher:pong")
         await client.send("pusher:ping")
         assert (await client.recv())["event"] == "pusher:pong"  # the pong was processed
-        node.sweep(node.clock() + 31)
+        parts.sockets.sweep(parts.clock() + 31)
         await client.send("pusher:ping")
         assert (await client.recv())["event"] == "pusher:pong"
 
@@ -64,7 +63,7 @@ async def test_slow_consumer_is_cut_off_and_others_get_every_event() -> None:
                 await reader.established()
                 await reader.subscribe("firehose")
                 async with asyncio.timeout(5):
-                    while r.node.hub.local_count("12345", "firehose") < 2:
+                    while r.parts.hub.local_count("12345", "firehose") < 2:
                         await asyncio.sleep(0.01)
                 sdk = r.sdk()
                 blob = "x" * 9000
@@ -77,15 +76,15 @@ async def test_slow_consumer_is_cut_off_and_others_get_every_event() -> None:
                     for i in range(10):
                         message = await reader.recv()
                         assert message["data"].startswith(f"{batch}.{i}:")
-                cut = [c for c in r.node.connections if c.close_code == 4100]
+                cut = [c for c in r.parts.sockets.connections if c.close_code == 4100]
                 assert len(cut) == 1
                 assert cut[0].transport.get_write_buffer_size() < 1024 * 1024  # bounded
-                metrics = r.node.metrics.render().decode()
+                metrics = r.parts.metrics.render().decode()
                 assert 'pusherd_slow_consumer_disconnects_total{app_id="12345"} 1.0' in metrics
                 # It never reads its close frame; the sweep drops it after a grace period.
-                r.node.sweep(r.node.clock() + 60)
+                r.parts.sockets.sweep(r.parts.clock() + 60)
                 async with asyncio.timeout(5):
-                    while r.node.hub.local_count("12345", "firehose") > 1:
+                    while r.parts.hub.local_count("12345", "firehose") > 1:
                         await asyncio.sleep(0.01)
         finally:
             writer.close()
@@ -100,9 +99,9 @@ async def test_health_up_ready_and_metrics(running: Running) -> None:
             text = (await http.get("/metrics")).text
             assert 'pusherd_connected{app_id="12345"} 1.0' in text
             assert "pusherd_new_connections_total" in text
-        running.node.draining = True
+        running.parts.sockets.draining = True
         assert (await http.get("/ready")).status_code == 503
-        running.node.draining = False
+        running.parts.sockets.draining = False
 
 
 async def test_metrics_on_a_separate_port_and_publish_latency_recorded() -> None:
@@ -135,28 +134,17 @@ async def test_metrics_count_channels_and_client_event_rate_limits(running: Runn
         for index in range(11):
             await client.send("client-x", {"i": index}, channel="private-m")
         assert (await client.recv())["data"]["code"] == 4301
-        text = running.node.metrics.render().decode()
+        text = running.parts.metrics.render().decode()
         assert 'pusherd_channels{app_id="12345"} 1.0' in text
         assert 'pusherd_subscriptions{app_id="12345"} 1.0' in text
         assert 'pusherd_rate_limited_total{app_id="12345",limit="client_events"} 1.0' in text
 
 
 def test_connection_established_is_spliced_byte_for_byte_as_encode_event_writes_it() -> None:
-    node = create_node(make_config(activity_timeout=37))
+    sockets = build(make_config(activity_timeout=37)).sockets
     for _ in range(50):
-        socket_id = node._socket_ids.next()
-        head, tail = node._greeting
+        socket_id = sockets.next_id()
+        head, tail = sockets._greeting
         assert head + socket_id.encode() + tail == encode_event(
             "pusher:connection_established", {"socket_id": socket_id, "activity_timeout": 37}
         )
-
-
-def test_socket_ids_are_two_random_unsigned_32_bit_numbers_and_never_repeat() -> None:
-    ids = SocketIds()
-    made = [ids.next() for _ in range(600)]  # more than two refills of 256
-    assert len(set(made)) == 600
-    for socket_id in made:
-        high, low = socket_id.split(".")
-        assert high.isdigit() and low.isdigit()
-        assert int(high) < 1 << 32 and int(low) < 1 << 32
-    assert len({socket_id.split(".")[0] for socket_id in made}) > 500

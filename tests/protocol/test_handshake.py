@@ -1,10 +1,12 @@
-"""``pusherd.server.handshake``: the upgrade request head, checked before anything else."""
+"""``pusherd.protocol.handshake``: the upgrade request head, checked before anything else."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from pusherd.server.handshake import HandshakeError, accept_response, parse_request
+from pusherd.protocol.handshake import HandshakeError, accept_response, parse_request
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
@@ -101,3 +103,54 @@ def test_accept_response_carries_the_rfc_6455_accept_value() -> None:
     assert response.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
     assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" in response
     assert response.endswith(b"\r\n\r\n")
+
+
+def _request(path: str, query: dict[str, str] | None = None, origin: str | None = None) -> Any:
+    from pusherd.protocol.handshake import Request
+
+    return Request(
+        path, {"protocol": "7"} if query is None else query, "k" * 22 + "==", origin, None
+    )
+
+
+def _refusal(request: Any, **kwargs: Any) -> int:
+    from pusherd.errors import ConnectionError_
+    from pusherd.protocol.handshake import admit
+
+    options = {"prefix": "", "draining": False, "full": False, **kwargs}
+    with pytest.raises(ConnectionError_) as info:
+        admit(request, options["prefix"], _apps, options["draining"], options["full"])
+    return info.value.code
+
+
+def _apps(key: str) -> Any:
+    from pusherd.apps.base import App
+    from pusherd.types import AppId, AppKey
+
+    apps = {
+        "key": App(id=AppId("1"), key=AppKey("key"), secret="s"),
+        "off": App(id=AppId("2"), key=AppKey("off"), secret="s", enabled=False),
+        "strict": App(
+            id=AppId("3"), key=AppKey("strict"), secret="s", allowed_origins=("https://a.test",)
+        ),
+    }
+    return apps.get(key)
+
+
+def test_admit_returns_the_app_of_a_good_upgrade_under_the_prefix() -> None:
+    from pusherd.protocol.handshake import admit
+
+    assert admit(_request("/ws/app/key"), "/ws", _apps, False, False).id == "1"
+
+
+def test_admit_names_the_close_code_of_the_first_failed_check() -> None:
+    assert _refusal(_request("/nope/key")) == 4005
+    assert _refusal(_request("/app/key"), prefix="/ws") == 4005
+    assert _refusal(_request("/app/missing")) == 4001
+    assert _refusal(_request("/app/off")) == 4003
+    assert _refusal(_request("/app/key", {})) == 4008
+    assert _refusal(_request("/app/key", {"protocol": "x"})) == 4006
+    assert _refusal(_request("/app/key", {"protocol": "4"})) == 4007
+    assert _refusal(_request("/app/strict", origin="https://b.test")) == 4009
+    assert _refusal(_request("/app/key"), draining=True) == 4200
+    assert _refusal(_request("/app/key"), full=True) == 4100

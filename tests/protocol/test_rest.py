@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pusherd.brokers.base import ChannelStats
+from pusherd.errors import ApiError
+from pusherd.protocol import rest
+
+LIMIT = 10 * 1024
+
+
+def _status(call: object, *args: object) -> int:
+    with pytest.raises(ApiError) as info:
+        call(*args)  # type: ignore[operator]
+    return info.value.status
+
+
+def test_match_route_names_the_endpoint_and_its_path_groups() -> None:
+    assert rest.match_route("POST", "/apps/1/events") == ("events", ("1",))
+    assert rest.match_route("GET", "/apps/1/channels/c/users") == ("users", ("1", "c"))
+
+
+def test_match_route_is_404_for_unknown_paths_and_405_for_wrong_methods() -> None:
+    assert _status(rest.match_route, "GET", "/apps/1/nothing") == 404
+    assert _status(rest.match_route, "GET", "/apps/1/events") == 405
+
+
+def test_check_events_accepts_phps_singular_channel_and_encodes_object_data() -> None:
+    body = json.dumps({"name": "e", "channel": "c", "data": {"a": 1}}).encode()
+    event = rest.check_events(body, LIMIT)
+    assert event.channels == ["c"] and event.data == '{"a":1}' and not event.info
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"not json", 400),
+        (b"[1]", 400),
+        (b'{"channels": ["c"], "data": "{}"}', 400),
+        (b'{"name": "e", "channels": ["c"]}', 400),
+        (b'{"name": "e", "channels": [], "data": "{}"}', 400),
+        (b'{"name": "e", "channels": ["bad name!"], "data": "{}"}', 400),
+        (b'{"name": "e", "channels": ["c"], "data": "{}", "socket_id": "x"}', 400),
+        (b'{"name": "e", "channels": ["c"], "data": "{}", "info": "user_count"}', 400),
+        (json.dumps({"name": "e", "channels": ["c"], "data": "x" * (LIMIT + 1)}).encode(), 413),
+    ],
+)
+def test_check_events_refuses_bad_bodies_with_their_status(body: bytes, status: int) -> None:
+    assert _status(rest.check_events, body, LIMIT) == status
+
+
+def test_check_batch_validates_every_item_and_the_size() -> None:
+    item = {"name": "e", "channel": "c", "data": "{}"}
+    assert len(rest.check_batch(json.dumps({"batch": [item, item]}).encode(), LIMIT)) == 2
+    too_many = json.dumps({"batch": [item] * (rest.MAX_BATCH + 1)}).encode()
+    assert _status(rest.check_batch, too_many, LIMIT) == 400
+    assert _status(rest.check_batch, b'{"batch": [{"name": "e"}]}', LIMIT) == 400
+
+
+def test_channels_query_allows_user_count_only_for_presence_prefixes() -> None:
+    assert rest.channels_query({"filter_by_prefix": "presence-", "info": "user_count"}) == (
+        "presence-",
+        {"user_count"},
+    )
+    assert _status(rest.channels_query, {"info": "user_count"}) == 400
+
+
+def test_channel_info_reports_what_was_asked() -> None:
+    stats = ChannelStats(subscription_count=3, user_count=2)
+    assert rest.channel_info(stats, {"subscription_count"}, with_occupied=True) == {
+        "occupied": True,
+        "subscription_count": 3,
+    }
+    cached = (b'{"event":"e","channel":"cache-c","data":"{}"}', 12.7)
+    assert rest.channel_info(stats, {"cache"}, cached) == {"cache": {"data": "{}", "ttl": 12}}
+    assert rest.channels_info({"c": stats}, {"user_count"}) == {"c": {"user_count": 2}}
+
+
+def test_authenticate_finds_the_app_by_path_or_auth_key_and_checks_the_signature() -> None:
+    import time as clock
+
+    from pusherd.apps.base import App
+    from pusherd.apps.static import StaticAppRegistry
+    from pusherd.protocol.signing import sign, string_to_sign
+    from pusherd.types import AppId, AppKey
+
+    app = App(id=AppId("1"), key=AppKey("k"), secret="s")
+    apps = StaticAppRegistry(
+        (app, App(id=AppId("2"), key=AppKey("off"), secret="s", enabled=False))
+    )
+    now = clock.time()
+    params = [("auth_key", "k"), ("auth_timestamp", str(int(now))), ("auth_version", "1.0")]
+    signed = [
+        *params,
+        ("auth_signature", sign("s", string_to_sign("GET", "/apps/1/channels", params))),
+    ]
+    assert (
+        rest.authenticate(
+            apps, "channels", ("1",), "GET", "/apps/1/channels", signed, b"", now, 600
+        )
+        is app
+    )
+    assert (
+        _status(
+            rest.authenticate,
+            apps,
+            "channels",
+            ("9",),
+            "GET",
+            "/apps/9/channels",
+            signed,
+            b"",
+            now,
+            600,
+        )
+        == 404
+    )
+    assert (
+        _status(
+            rest.authenticate,
+            apps,
+            "channels",
+            ("1",),
+            "GET",
+            "/apps/1/channels",
+            params,
+            b"",
+            now,
+            600,
+        )
+        == 401
+    )
+    by_key = [("auth_key", "nope")]
+    assert (
+        _status(
+            rest.authenticate,
+            apps,
+            "terminate_by_key",
+            ("u",),
+            "POST",
+            "/users/u/terminate_connections",
+            by_key,
+            b"",
+            now,
+            600,
+        )
+        == 401
+    )
