@@ -7,7 +7,7 @@ JS_STAMP := tests/js/node_modules/.installed-stamp
 APT_UPDATED := /tmp/.pusherd-apt-updated
 PYTEST_ARGS ?=
 
-.PHONY: install run test unit check lint typecheck format system-deps js-deps bench clean
+.PHONY: install run test unit check fuzz lint typecheck format system-deps js-deps bench clean
 
 # The pure, fast tests: no server, no Redis, no Node, no browser (seconds).
 UNIT_TESTS := tests/protocol tests/apps tests/test_config.py tests/test_errors.py \
@@ -25,11 +25,14 @@ $(STAMP): pyproject.toml
 run: install
 	$(VENV)/bin/pusherd serve $(if $(CONFIG),--config $(CONFIG))
 
-# Debian packages the suite runs for real: redis-server, caddy, chromium, nginx, php-cli
-# (the Laravel webhook recipe's logic).
+# Debian packages the suite runs for real: redis-server (with redis-cli, for Redis Cluster),
+# openssl (TLS certificates for Redis), caddy, chromium, nginx, php-cli (the Laravel webhook
+# recipe's logic).
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v redis-cli >/dev/null || missing="$$missing redis-tools"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v caddy >/dev/null || missing="$$missing caddy"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v nginx >/dev/null || missing="$$missing nginx-light"; \
@@ -65,6 +68,10 @@ format: install
 
 test: install system-deps js-deps lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The property-based fuzzers with the long hypothesis profile (tests/fuzz_profiles.py).
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -m fuzz --timeout=3600 -q $(PYTEST_ARGS)
 
 bench: install
 	$(PY) -m bench.compare

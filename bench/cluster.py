@@ -1,6 +1,7 @@
 """Cluster benchmark: cross-node latency and fan-out with 2 Redis nodes vs 1.
 
     .venv/bin/python -m bench.cluster [--subscribers 2000] [--seconds 4] [--steps 6]
+        [--topology single sentinel cluster]
 
 1. **Latency**: subscribers on node B, signed REST publishes on node A at a modest rate:
    publish-to-receive p50/p99 across nodes (through Redis pub/sub), next to the same
@@ -10,7 +11,11 @@
    deliveries fall below 90% of the offered load, p99 passes 1 s, or something is lost;
    the best loss-free deliveries/s is reported.
 
-Nodes run ``python -m pusherd serve`` with ``driver = "redis"`` on one redis-server.
+Nodes run ``python -m pusherd serve`` with ``driver = "redis"`` on one redis-server, or,
+with ``--topology``, on each Redis deployment the tests use (``tests/redis_topology.py``:
+``single``, ``tls``, ``sentinel`` = master + replica + Sentinel, ``cluster`` = 3 masters
+with a replica each and sharded pub/sub), one after the other in the same run, so the
+figures stand side by side; a Markdown table of them ends the output.
 Node A is pinned to CPU 0 and node B to CPU 1 (``taskset``); the load generator
 (``bench/loadgen.c``) is pinned to CPU 1 too, so on a 2-core machine the two-node figure
 shares a core with the generator: read it with the CPU µs/delivery row. Everything
@@ -34,6 +39,8 @@ from bench.build import build_loadgen
 from bench.gen import Subscribers, run_pub
 from bench.procstat import cpu_seconds
 from bench.servers import APP_ID, APP_KEY, APP_SECRET, ROOT, Server, _wait_http, free_port, pinned
+from tests.redis_topology import KINDS, Topologies
+from tests.server_process import to_toml
 
 __all__ = ["main"]
 
@@ -55,14 +62,27 @@ def start_redis(work: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, f"redis://127.0.0.1:{port}/0"
 
 
-def start_node(work: Path, redis_url: str, name: str, cpu: int | None, workers: int = 1) -> Server:
-    """A ``pusherd serve`` on the Redis driver, pinned to ``cpu`` (None: not pinned)."""
+def start_node(
+    work: Path,
+    redis_url: str,
+    name: str,
+    cpu: int | None,
+    workers: int = 1,
+    scaling: dict[str, Any] | None = None,
+) -> Server:
+    """A ``pusherd serve`` on the Redis driver, pinned to ``cpu`` (None: not pinned);
+    ``scaling`` replaces the ``[scaling]`` driver and URL (another Redis topology)."""
     port = free_port()
     config = work / f"{name}.toml"
+    settings = scaling or {"driver": "redis", "redis_url": redis_url}
     config.write_text(
-        f'[server]\nhost = "127.0.0.1"\nport = {port}\nworkers = {workers}\n'
-        f'\n[scaling]\ndriver = "redis"\nredis_url = "{redis_url}"\nnode_id = "{name}"\n'
-        f'\n[[apps]]\nid = "{APP_ID}"\nkey = "{APP_KEY}"\nsecret = "{APP_SECRET}"\n'
+        to_toml(
+            {
+                "server": {"host": "127.0.0.1", "port": port, "workers": workers},
+                "scaling": {**settings, "node_id": name},
+                "apps": [{"id": APP_ID, "key": APP_KEY, "secret": APP_SECRET}],
+            }
+        )
     )
     argv = [sys.executable, "-m", "pusherd", "serve", "--config", str(config)]
     if cpu is not None:
@@ -182,25 +202,72 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subscribers", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--topology", nargs="+", choices=KINDS, default=None)
     args = parser.parse_args(argv)
     binary = build_loadgen()
-    results: dict[str, Any] = {}
-    with ExitStack() as stack:
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pusherd-cluster-")))
-        redis, url = start_redis(work)
-        stack.callback(redis.wait, 5)
-        stack.callback(redis.terminate)
-        a = start_node(work, url, "node-a", 0)
-        stack.callback(a.stop)
-        b = start_node(work, url, "node-b", 1)
-        stack.callback(b.stop)
-        results["latency"] = latency(binary, a, b, args.seconds)
-        results["fanout 1 node"] = fanout(binary, [a], args.subscribers, args.seconds, args.steps)
-        results["fanout 2 nodes"] = fanout(
-            binary, [a, b], args.subscribers, args.seconds, args.steps
-        )
-    print(json.dumps(results, indent=2))
+    if args.topology is None:  # the original run: one redis-server, flat results
+        with ExitStack() as stack:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pusherd-cluster-")))
+            redis, url = start_redis(work)
+            stack.callback(redis.wait, 5)
+            stack.callback(redis.terminate)
+            results = _run(stack, work, binary, args, url, None)
+        print(json.dumps(results, indent=2))
+        return 0
+    by_topology: dict[str, Any] = {}
+    with ExitStack() as outer:
+        topologies = Topologies()
+        outer.callback(topologies.close)
+        for kind in args.topology:
+            topology = topologies.get(kind)
+            topology.flushall()
+            _log(f"topology {kind}")
+            with ExitStack() as stack:
+                work = Path(
+                    stack.enter_context(tempfile.TemporaryDirectory(prefix="pusherd-cluster-"))
+                )
+                by_topology[kind] = _run(stack, work, binary, args, "", topology.scaling())
+    print(json.dumps(by_topology, indent=2))
+    print(_table(by_topology))
     return 0
+
+
+def _run(
+    stack: ExitStack,
+    work: Path,
+    binary: Path,
+    args: argparse.Namespace,
+    url: str,
+    scaling: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Latency and fan-out on two nodes A and B (and fan-out on A alone)."""
+    results: dict[str, Any] = {}
+    a = start_node(work, url, "node-a", 0, scaling=scaling)
+    stack.callback(a.stop)
+    b = start_node(work, url, "node-b", 1, scaling=scaling)
+    stack.callback(b.stop)
+    results["latency"] = latency(binary, a, b, args.seconds)
+    results["fanout 1 node"] = fanout(binary, [a], args.subscribers, args.seconds, args.steps)
+    results["fanout 2 nodes"] = fanout(binary, [a, b], args.subscribers, args.seconds, args.steps)
+    return results
+
+
+def _table(by_topology: dict[str, Any]) -> str:
+    lines = [
+        "| topology | A→A p50 / p99 ms | A→B p50 / p99 ms "
+        "| fan-out deliveries/s, 1 node / 2 nodes |",
+        "|---|---|---|---|",
+    ]
+    for kind, results in by_topology.items():
+        same = results["latency"]["same node (A→A)"]
+        cross = results["latency"]["cross node (A→B)"]
+        best = [(results[f"fanout {n}"]["best"] or {}) for n in ("1 node", "2 nodes")]
+        rates = " / ".join(f"{b.get('deliveries_per_s', 0):,.0f}" for b in best)
+        lines.append(
+            f"| {kind} | {same['p50_ms']:.1f} / {same['p99_ms']:.1f} "
+            f"| {cross['p50_ms']:.1f} / {cross['p99_ms']:.1f} | {rates} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

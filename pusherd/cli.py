@@ -232,7 +232,7 @@ def _serve(args: argparse.Namespace, config: Config, environ: Mapping[str, str])
     )
     level = args.log_level or ("debug" if config.debug else "info")
     setup_logging(level, config.log_format)
-    if config.server.workers > 1 and config.scaling.driver != "redis":
-        print('pusherd: --workers > 1 needs [scaling] driver = "redis"', file=sys.stderr)
+    if config.server.workers > 1 and not config.scaling.driver.startswith("redis"):
+        print("pusherd: --workers > 1 needs a redis [scaling] driver", file=sys.stderr)
         return 1
     return serve(config, level, environ)

@@ -33,6 +33,7 @@ __all__ = [
     "DEV_APP",
     "Config",
     "MetricsConfig",
+    "RedisTlsConfig",
     "ScalingConfig",
     "ServerConfig",
     "TlsConfig",
@@ -71,12 +72,29 @@ class ServerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RedisTlsConfig:
+    ca: str = ""
+    cert: str = ""
+    key: str = ""
+    verify: bool = True
+
+
+DRIVERS = ("memory", "redis", "redis-sentinel", "redis-cluster")
+
+
+@dataclass(frozen=True, slots=True)
 class ScalingConfig:
     driver: str = "memory"
     redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
     node_id: str = ""
     heartbeat_interval: float = 5.0
     node_timeout: float = 15.0
+    prefix: str = "pusherd"
+    password: str = field(default="", repr=False)
+    tls: RedisTlsConfig = RedisTlsConfig()
+    sentinels: tuple[str, ...] = ()
+    sentinel_master: str = "mymaster"
+    sentinel_password: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +180,14 @@ _WEBHOOK_SCHEMA: dict[str, Kinds] = {
     "headers": (dict,),
     "batch": (bool,),
 }
+
+_REDIS_TLS_SCHEMA = _schema(RedisTlsConfig)
+
+# A prefix starts Redis key and channel names joined by ':' (and is a hash tag on Redis
+# Cluster): a ':', brace or space in it could make two prefixes' names collide.
+_PREFIX = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_PREFIX_RULE = "must be 1-64 characters from A-Z a-z 0-9 _ . -"
+_SENTINEL = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^:\s\[\]]+):\d{1,5}")
 
 _TOP_KEYS = {f.name for f in dataclasses.fields(Config)} - {"source"}
 
@@ -409,15 +435,7 @@ def _parse(text: str, path: str) -> Config:
         _positive(getattr(server, name), name, loc, "server", allow_zero=False)
     for name in ("max_connections", "shutdown_grace"):
         _positive(getattr(server, name), name, loc, "server")
-    scaling = ScalingConfig(**sections["scaling"])
-    if scaling.driver not in {"memory", "redis"}:
-        raise loc.error(
-            f"scaling.driver must be 'memory' or 'redis' (got {scaling.driver!r})",
-            "scaling",
-            "driver",
-        )
-    for name in ("heartbeat_interval", "node_timeout"):
-        _positive(getattr(scaling, name), name, loc, "scaling", allow_zero=False)
+    scaling = _build_scaling(sections["scaling"], loc)
     webhooks = WebhookSettings(**sections["webhooks"])
     for name in ("delay", "retry_for", "batch_window_ms"):
         _positive(getattr(webhooks, name), name, loc, "webhooks")
@@ -458,6 +476,59 @@ def _parse(text: str, path: str) -> Config:
         log_format=log_format,
         source=path,
     )
+
+
+def _build_scaling(raw: dict[str, Any], loc: _Locator) -> ScalingConfig:
+    fields = dict(raw)
+    if "tls" in fields:
+        _check_types(fields["tls"], _REDIS_TLS_SCHEMA, loc, "scaling.tls")
+        fields["tls"] = RedisTlsConfig(**fields["tls"])
+    if "sentinels" in fields:
+        sentinels = fields["sentinels"]
+        for entry in sentinels:
+            if not isinstance(entry, str) or not _SENTINEL.fullmatch(entry):
+                raise loc.error(
+                    f"scaling.sentinels entries must be 'host:port' strings (got {entry!r})",
+                    "scaling",
+                    "sentinels",
+                )
+        fields["sentinels"] = tuple(sentinels)
+    scaling = ScalingConfig(**fields)
+    if scaling.driver not in DRIVERS:
+        raise loc.error(
+            f"scaling.driver must be one of {', '.join(DRIVERS)} (got {scaling.driver!r})",
+            "scaling",
+            "driver",
+        )
+    for name in ("heartbeat_interval", "node_timeout"):
+        _positive(getattr(scaling, name), name, loc, "scaling", allow_zero=False)
+    problem = _scaling_problem(scaling)
+    if problem is not None:
+        message, key = problem
+        if key == "tls":
+            raise loc.error(message, "scaling.tls", None)
+        # a missing key is reported at the [scaling] header
+        raise loc.error(message, "scaling", key if loc.line_of("scaling", key) else None)
+    return scaling
+
+
+def _scaling_problem(scaling: ScalingConfig) -> tuple[str, str] | None:
+    """What is wrong with the Redis settings (message, key), checked after overrides too."""
+    if not _PREFIX.fullmatch(scaling.prefix):
+        return f"scaling.prefix {_PREFIX_RULE} (got {scaling.prefix!r})", "prefix"
+    scheme = scaling.redis_url.partition("://")[0]
+    if scaling.driver != "memory" and scheme not in {"redis", "rediss"}:
+        return "scaling.redis_url must start with redis:// or rediss://", "redis_url"
+    if scaling.tls != RedisTlsConfig() and scheme != "rediss":
+        return "[scaling.tls] needs a rediss:// redis_url", "tls"
+    if bool(scaling.tls.cert) != bool(scaling.tls.key):
+        return "[scaling.tls] needs both 'cert' and 'key', or neither", "tls"
+    if scaling.driver == "redis-sentinel":
+        if not scaling.sentinels:
+            return 'driver = "redis-sentinel" needs scaling.sentinels', "sentinels"
+        if not scaling.sentinel_master:
+            return 'driver = "redis-sentinel" needs scaling.sentinel_master', "sentinel_master"
+    return None
 
 
 def _check_unique(apps: tuple[App, ...], loc: _Locator) -> None:
@@ -525,8 +596,8 @@ def _env_overrides(config: Config, environ: Mapping[str, str]) -> Config:
     scaling = config.scaling
     driver = environ.get("PUSHERD_DRIVER")
     if driver:
-        if driver not in {"memory", "redis"}:
-            raise ConfigError(f"PUSHERD_DRIVER must be 'memory' or 'redis', got {driver!r}")
+        if driver not in DRIVERS:
+            raise ConfigError(f"PUSHERD_DRIVER must be one of {', '.join(DRIVERS)}, got {driver!r}")
         scaling = replace(scaling, driver=driver)
     elif environ.get("REVERB_SCALING_ENABLED", "") in _TRUTHY:
         scaling = replace(scaling, driver="redis")
@@ -543,6 +614,25 @@ def _env_overrides(config: Config, environ: Mapping[str, str]) -> Config:
         redis_url = environ.get("REDIS_URL") or _redis_url_from(environ, "REDIS_")
     if redis_url:
         scaling = replace(scaling, redis_url=redis_url)
+    for name, attr in (
+        ("PUSHERD_REDIS_PASSWORD", "password"),
+        ("PUSHERD_REDIS_SENTINEL_PASSWORD", "sentinel_password"),
+        ("PUSHERD_REDIS_PREFIX", "prefix"),
+        ("PUSHERD_REDIS_SENTINEL_MASTER", "sentinel_master"),
+    ):
+        value = environ.get(name)
+        if value:
+            scaling = replace(scaling, **{attr: value})  # type: ignore[arg-type]
+    sentinels = environ.get("PUSHERD_REDIS_SENTINELS")
+    if sentinels:
+        entries = tuple(entry.strip() for entry in sentinels.split(",") if entry.strip())
+        if not all(_SENTINEL.fullmatch(entry) for entry in entries):
+            raise ConfigError("PUSHERD_REDIS_SENTINELS must be host:port entries separated by ','")
+        scaling = replace(scaling, sentinels=entries)
+    if scaling != config.scaling:
+        problem = _scaling_problem(scaling)
+        if problem is not None:
+            raise ConfigError(f"after PUSHERD_* overrides: {problem[0]}")
     node_id = environ.get("PUSHERD_NODE_ID")
     if node_id:
         scaling = replace(scaling, node_id=node_id)

@@ -46,6 +46,9 @@ class RedisServer:
         port: the port to listen on (a free one if omitted); kept across restarts.
         binary: the server executable.
         extra_args: more command-line options, e.g. ``["--requirepass", "s3cret"]``.
+        password: sent with ``AUTH`` before each ``command`` (a server with requirepass).
+        sentinel: run as a Sentinel with this configuration text (``sentinel monitor …``),
+            written to a file the Sentinel may rewrite.
     """
 
     def __init__(
@@ -53,10 +56,14 @@ class RedisServer:
         port: int | None = None,
         binary: str = "redis-server",
         extra_args: Sequence[str] = (),
+        password: str = "",
+        sentinel: str | None = None,
     ) -> None:
         self.port = port or free_port()
         self.binary = binary
         self.extra_args = list(extra_args)
+        self.password = password
+        self.sentinel = sentinel
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -83,11 +90,17 @@ class RedisServer:
         if self._dir is None:
             self._dir = tempfile.TemporaryDirectory(prefix="pusherd-redis-")
         workdir = Path(self._dir.name)
+        head = [self.binary]
+        if self.sentinel is not None:
+            conf = workdir / "sentinel.conf"
+            if not conf.exists():  # a restarted Sentinel keeps what it learnt
+                conf.write_text(self.sentinel, encoding="utf-8")
+            head = [self.binary, str(conf), "--sentinel"]
         # fmt: off
         args = [
-            self.binary,
+            *head,
             "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no",
+            *(() if self.sentinel is not None else ("--save", "", "--appendonly", "no")),
             "--dir", str(workdir), "--logfile", str(workdir / "redis.log"),
             "--daemonize", "no", "--loglevel", "warning",
             *self.extra_args,
@@ -119,6 +132,13 @@ class RedisServer:
                 process.kill()
                 process.wait(_STOP_TIMEOUT)
 
+    def kill(self) -> None:
+        """SIGKILL the server (a crash: no shutdown, no goodbye to replicas or clients)."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(_STOP_TIMEOUT)
+
     def restart(self) -> None:
         """Stop and start again on the same port; the data is gone (no persistence)."""
         self.stop()
@@ -134,14 +154,18 @@ class RedisServer:
         """Send one inline command; return the first reply line, or None if unreachable."""
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as sock:
+                lines = 1
+                if self.password:
+                    sock.sendall(b"AUTH " + self.password.encode() + b"\r\n")
+                    lines = 2
                 sock.sendall(command + b"\r\n")
                 reply = b""
-                while not reply.endswith(b"\r\n"):
+                while reply.count(b"\r\n") < lines:
                     chunk = sock.recv(4096)
                     if not chunk:
                         return None
                     reply += chunk
-                return reply.split(b"\r\n", 1)[0]
+                return reply.split(b"\r\n")[lines - 1]
         except OSError:
             return None
 

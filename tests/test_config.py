@@ -669,3 +669,73 @@ def test_config_schema_is_read_off_the_dataclasses() -> None:
     assert module._APP_SCHEMA["id"] == (str, int)
     assert module._APP_SCHEMA["allowed_origins"] == (list,)
     assert "source" not in module._TOP_KEYS
+
+
+def test_config_redis_topologies_load_with_tls_and_sentinels(tmp_path: Path) -> None:
+    path = tmp_path / "pusherd.toml"
+    path.write_text(
+        "[scaling]\n"
+        'driver = "redis-sentinel"\n'
+        'redis_url = "rediss://app-user@ignored:6379/2"\n'
+        'prefix = "staging"\n'
+        'sentinels = ["10.0.0.1:26379", "[::1]:26380", "sentinel-2:26379"]\n'
+        'sentinel_master = "pusher"\n'
+        "\n[scaling.tls]\n"
+        'ca = "/etc/ca.pem"\n'
+        'cert = "/etc/client.pem"\n'
+        'key = "/etc/client-key.pem"\n'
+        "verify = false\n",
+        encoding="utf-8",
+    )
+    scaling = load_config(path, environ={}).scaling
+    assert scaling.driver == "redis-sentinel"
+    assert scaling.prefix == "staging"
+    assert scaling.sentinels == ("10.0.0.1:26379", "[::1]:26380", "sentinel-2:26379")
+    assert scaling.sentinel_master == "pusher"
+    assert (scaling.tls.ca, scaling.tls.cert, scaling.tls.key) == (
+        "/etc/ca.pem",
+        "/etc/client.pem",
+        "/etc/client-key.pem",
+    )
+    assert scaling.tls.verify is False
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ('[scaling]\nprefix = "a:b"\n', 2),
+        ('[scaling]\nprefix = "{tag}"\n', 2),
+        ('[scaling]\nprefix = ""\n', 2),
+        ('[scaling]\ndriver = "redis-sentinel"\n', 1),
+        ('[scaling]\nsentinels = ["no-port"]\n', 2),
+        ('[scaling]\ndriver = "redis"\nredis_url = "http://x"\n', 3),
+        ('[scaling]\n\n[scaling.tls]\nca = "/ca.pem"\n', 3),
+        ('[scaling]\nredis_url = "rediss://h"\n[scaling.tls]\ncert = "/c.pem"\n', 3),
+        ('[scaling]\n[scaling.tls]\nverify = "no"\n', 3),
+    ],
+)
+def test_config_invalid_redis_settings_have_line(tmp_path: Path, text: str, line: int) -> None:
+    _assert_line(_error(tmp_path, text), "pusherd.toml", line)
+
+
+def test_config_env_redis_password_prefix_and_sentinels() -> None:
+    env = {
+        "PUSHERD_DRIVER": "redis-sentinel",
+        "PUSHERD_REDIS_PASSWORD": "pw-1",
+        "PUSHERD_REDIS_SENTINEL_PASSWORD": "pw-2",
+        "PUSHERD_REDIS_PREFIX": "prod",
+        "PUSHERD_REDIS_SENTINELS": "s1:26379, s2:26379",
+        "PUSHERD_REDIS_SENTINEL_MASTER": "main",
+    }
+    config = load_config(None, environ=env)
+    scaling = config.scaling
+    assert (scaling.password, scaling.sentinel_password) == ("pw-1", "pw-2")
+    assert scaling.prefix == "prod"
+    assert scaling.sentinels == ("s1:26379", "s2:26379")
+    assert scaling.sentinel_master == "main"
+    assert "pw-1" not in repr(config) and "pw-2" not in repr(config)
+
+
+def test_config_env_bad_redis_prefix() -> None:
+    with pytest.raises(ConfigError, match="prefix"):
+        load_config(None, environ={"PUSHERD_REDIS_PREFIX": "a:b"})

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from pusherd.brokers.base import Broker, Envelope, EnvelopeKind
 from pusherd.errors import ConfigError
 
-__all__ = ["BROKERS", "Broker", "Envelope", "EnvelopeKind", "create_broker"]
+if TYPE_CHECKING:
+    from pusherd.config import ScalingConfig
+    from pusherd.metrics import Metrics
+
+__all__ = ["BROKERS", "Broker", "Envelope", "EnvelopeKind", "broker_for", "create_broker"]
 
 BROKERS = {
     "memory": "pusherd.brokers.memory:MemoryBroker",
     "redis": "pusherd.brokers.redis:RedisBroker",
+    "redis-sentinel": "pusherd.brokers.redis:RedisBroker",
+    "redis-cluster": "pusherd.brokers.redis:RedisBroker",
 }
 
 
@@ -29,3 +35,29 @@ def create_broker(driver: str, **options: Any) -> Broker:
     module_name, attr = target.split(":")
     factory = getattr(importlib.import_module(module_name), attr)
     return cast(Broker, factory(**options))
+
+
+def broker_for(scaling: ScalingConfig, metrics: Metrics | None = None) -> Broker:
+    """Build the broker ``[scaling]`` describes (nothing is connected yet)."""
+    if scaling.driver == "memory":
+        return create_broker("memory")
+    from pusherd.brokers.redis_connect import RedisTarget, RedisTls
+
+    target = RedisTarget(
+        topology=cast(Any, scaling.driver),
+        url=scaling.redis_url,
+        password=scaling.password,
+        tls=RedisTls(scaling.tls.ca, scaling.tls.cert, scaling.tls.key, scaling.tls.verify),
+        sentinels=scaling.sentinels,
+        sentinel_master=scaling.sentinel_master,
+        sentinel_password=scaling.sentinel_password,
+    )
+    return create_broker(
+        scaling.driver,
+        node_id=scaling.node_id,
+        heartbeat_interval=scaling.heartbeat_interval,
+        node_timeout=scaling.node_timeout,
+        metrics=metrics,
+        prefix=scaling.prefix,
+        target=target,
+    )

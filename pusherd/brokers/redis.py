@@ -1,8 +1,12 @@
 """The Redis broker: several pusherd nodes share channels, presence and users.
 
+- **Topologies** (``pusherd.brokers.redis_connect.RedisTarget``): one server, a
+  Sentinel-managed master, or Redis Cluster; TLS and passwords on each. Every key and
+  pub/sub channel starts with the ``prefix``.
 - **Fan-out**: one Redis pub/sub channel per (app, Pusher channel), read by
   ``pusherd.brokers.redis_pubsub.RedisPubSub`` (one connection per node, re-subscribed
-  after every reconnect).
+  after every reconnect); on Redis Cluster sharded pub/sub through
+  ``pusherd.brokers.redis_sharded.ShardedPubSub`` (one connection per master).
 - **Shared state** lives in Redis and is changed by the Lua scripts of
   ``pusherd.brokers.redis_scripts``. Every entry is listed in the adding node's item set,
   so a dead node's entries can be removed at once.
@@ -16,10 +20,14 @@
   connection) is down, it delivers the envelope locally at once and keeps it in a bounded
   replay buffer. Once the subscriber is back with every channel, the buffer is published
   in order, marked with this node's id so that only the other nodes deliver it; new
-  publishes queue behind it until it is empty.
+  publishes queue behind it until it is empty. The replay waits until every peer's
+  listening mark names the server(s) this node's subscriber is on (their ``run_id``), so
+  after a failover marks replicated from the old master do not count. A node back from an
+  outage reaps no peer for one node timeout: their heartbeats lapsed in the same outage.
 - **Rebuild**: a local mirror of what this node added is written back in one transaction
   when the node finds itself unregistered (Redis restarted empty, or this node was reaped
-  while cut off) or after a mutation failed. Mutations wait meanwhile, so a restore never
+  while cut off), after a mutation failed, or after a failed heartbeat (a failover may
+  have lost the old master's last writes). Mutations wait meanwhile, so a restore never
   resurrects an entry removed concurrently.
 """
 
@@ -31,17 +39,17 @@ import logging
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from typing import cast
 
-from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ClusterError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from pusherd.brokers.base import ChannelStats, DeliverFn, Envelope, PresenceJoin, Reaped, ReapedFn
+from pusherd.brokers.redis_connect import RedisTarget
 from pusherd.brokers.redis_pubsub import (
+    BACKOFF,
     REPLAY_LIMIT,
     RedisPubSub,
     Replay,
@@ -49,7 +57,8 @@ from pusherd.brokers.redis_pubsub import (
     encode_envelope,
     pubsub_name,
 )
-from pusherd.brokers.redis_scripts import REAPER, Mirror, NodeScripts, key
+from pusherd.brokers.redis_scripts import KeySpace, Mirror, NodeScripts
+from pusherd.brokers.redis_sharded import ShardedPubSub
 from pusherd.errors import BrokerError
 from pusherd.metrics import Metrics
 from pusherd.protocol.presence import Member
@@ -61,21 +70,23 @@ logger = logging.getLogger(__name__)
 
 _CONNECT_TIMEOUT = 2.0
 _COMMAND_TIMEOUT = 5.0
-_POOL_SIZE = 32
 _FAILURES = (RedisError, OSError, TimeoutError)
 
 
 class RedisBroker:
-    """A ``Broker`` that shares state between nodes through one Redis server.
+    """A ``Broker`` that shares state between nodes through Redis.
 
     Args:
-        url: ``redis://`` or ``rediss://`` URL, possibly with a password (never logged).
+        url: ``redis://`` or ``rediss://`` URL, possibly with a password (never logged);
+            used when ``target`` is not given.
         node_id: this node's unique id (a random one if empty).
         heartbeat_interval: seconds between heartbeats and reaper runs.
         node_timeout: seconds without a heartbeat after which a node is reaped.
         metrics: counts broker calls and failures.
         replay_limit: envelopes kept for re-publishing after an outage (more are dropped
             from the replay, still delivered locally, and counted).
+        prefix: starts every key and pub/sub channel name (``[scaling] prefix``).
+        target: the deployment (one server, Sentinel, Redis Cluster; TLS, password).
     """
 
     #: State calls are round trips to Redis.
@@ -85,46 +96,64 @@ class RedisBroker:
 
     def __init__(
         self,
-        url: str,
+        url: str = "redis://127.0.0.1:6379/0",
         node_id: str = "",
         heartbeat_interval: float = 5.0,
         node_timeout: float = 15.0,
         metrics: Metrics | None = None,
         replay_limit: int = REPLAY_LIMIT,
+        prefix: str = "pusherd",
+        target: RedisTarget | None = None,
     ) -> None:
         self.node_id = node_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self._interval = heartbeat_interval
         self._timeout = node_timeout
         self._metrics = metrics
-        common: dict[str, Any] = {"socket_connect_timeout": _CONNECT_TIMEOUT}
-        # bounded: a burst of subscribes waits for a connection instead of opening one
-        # per in-flight command (or failing with MaxConnectionsError past 100)
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=_POOL_SIZE,
-            timeout=_COMMAND_TIMEOUT,
-            socket_timeout=_COMMAND_TIMEOUT,
-            retry=Retry(NoBackoff(), 1),
-            **common,
+        self.target = target if target is not None else RedisTarget(url=url)
+        self.prefix = prefix
+        self._sentinel = self.target.sentinel()
+        self._client = self.target.command_client(self._sentinel)
+        self.keys = KeySpace.for_prefix(prefix, cluster=self.target.cluster)
+        self._scripts = NodeScripts(
+            self._client, self.node_id, _ms(node_timeout), self.keys, self.target.node_client
         )
-        self._client = Redis.from_pool(pool)
-        self._scripts = NodeScripts(self._client, self.node_id, _ms(node_timeout))
         self._mirror = Mirror()
         self._user_apps: set[str] = set()  # apps whose users_online this node reports
         self._reaped: ReapedFn | None = None
-        self._pubsub = RedisPubSub(
-            # RESP2 on the subscriber: pub/sub messages are plain replies to read_response()
-            ConnectionPool.from_url(
-                url, socket_timeout=None, retry=Retry(NoBackoff(), 0), protocol=2, **common
-            ),
-            self.node_id,
-            max(node_timeout, 3 * heartbeat_interval),
-            self._wake_drain,
-        )
+        idle = max(node_timeout, 3 * heartbeat_interval)
+        self._pubsub: RedisPubSub | ShardedPubSub
+        if self.target.cluster:
+            self._pubsub = ShardedPubSub(
+                cast(RedisCluster, self._client),
+                self.target,
+                self.node_id,
+                idle,
+                self._wake_drain,
+                prefix,
+            )
+        else:
+            self._pubsub = RedisPubSub(
+                self.target.subscriber_pool(self._sentinel),
+                self.node_id,
+                idle,
+                self._wake_drain,
+                prefix,
+            )
         self._replay = Replay(
-            self._client, self.node_id, replay_limit, lambda: self._pubsub.ok, node_timeout, metrics
+            self._send,
+            self.node_id,
+            replay_limit,
+            lambda: self._pubsub.ok,
+            # a live peer resubscribes within its reconnect backoff after Redis is back
+            node_timeout + 2 * BACKOFF[1],
+            self._scripts.listeners,
+            lambda: self._pubsub.server_id,
+            prefix,
+            metrics,
         )
         self._state_ok = False
+        self._had_state = False  # a heartbeat succeeded once
+        self._reap_after = 0.0  # loop time before which this node does not reap
         # the first beat drops whatever a previous process with this node id left
         self._restore_needed = True
         self._tasks: list[asyncio.Task[None]] = []
@@ -138,7 +167,7 @@ class RedisBroker:
         self._no_restore.set()
 
     def __repr__(self) -> str:
-        return f"RedisBroker(node_id={self.node_id!r})"
+        return f"RedisBroker(node_id={self.node_id!r}, {self.target.describe()})"
 
     # Fanout -----------------------------------------------------------------------
     @property
@@ -183,8 +212,12 @@ class RedisBroker:
             except _FAILURES as exc:
                 logger.warning("could not remove this node's state from redis: %s", exc)
         self._mirror = Mirror()
+        await self._scripts.aclose()
         await self._client.aclose()
         await self._pubsub.disconnect()
+        if self._sentinel is not None:
+            for client in self._sentinel.sentinels:
+                await client.aclose()
 
     async def publish(self, envelope: Envelope) -> None:
         """Publish through Redis; during an outage deliver locally now and replay later."""
@@ -193,15 +226,22 @@ class RedisBroker:
         if self._metrics is not None:
             self._metrics.broker_call("publish")
         if not self._replay.pending and self._pubsub.ok:
-            name = pubsub_name(envelope.app_id, envelope.channel)
+            name = pubsub_name(envelope.app_id, envelope.channel, self.prefix)
             try:
-                await self._client.publish(name, encode_envelope(envelope))
+                await self._send(name, encode_envelope(envelope))
                 return
             except _FAILURES as exc:
                 if self._metrics is not None:
                     self._metrics.broker_error("publish")
                 logger.warning("redis publish failed, delivering locally: %s", exc)
         self._replay.add(envelope)
+
+    async def _send(self, name: bytes, data: bytes) -> None:
+        """``PUBLISH``, or ``SPUBLISH`` (to the shard owning the channel) on Redis Cluster."""
+        if self.target.cluster:
+            await self._client.spublish(name, data)
+        else:
+            await self._client.publish(name, data)
 
     def _wake_drain(self) -> None:
         self._wake.set()  # the heartbeat re-registers state at once if needed
@@ -238,7 +278,7 @@ class RedisBroker:
 
     async def cache_set(self, app_id: str, channel: str, payload: bytes, ttl: float) -> None:
         async with self._op("cache_set"):
-            await self._client.set(key("cache", app_id, channel), payload, px=_ms(ttl))
+            await self._client.set(self.keys.key("cache", app_id, channel), payload, px=_ms(ttl))
 
     async def cache_get(self, app_id: str, channel: str) -> tuple[bytes, float] | None:
         async with self._op("cache_get"):
@@ -283,7 +323,7 @@ class RedisBroker:
 
     async def connection_count(self, app_id: str) -> int:
         async with self._op("connection_count"):
-            return int(await self._client.hlen(key("c", app_id)))
+            return int(await self._client.hlen(self.keys.key("c", app_id)))
 
     async def sign_in(self, app_id: str, user_id: str, socket_id: str) -> bool:
         async with self._op("sign_in", mutates=True):
@@ -306,11 +346,13 @@ class RedisBroker:
     # Marks ------------------------------------------------------------------------
     async def claim(self, app_id: str, key_: str, ttl: float) -> bool:
         async with self._op("claim"):
-            return bool(await self._client.set(key("mark", app_id, key_), 1, nx=True, px=_ms(ttl)))
+            return bool(
+                await self._client.set(self.keys.key("mark", app_id, key_), 1, nx=True, px=_ms(ttl))
+            )
 
     async def release(self, app_id: str, key_: str) -> bool:
         async with self._op("release"):
-            return bool(await self._client.delete(key("mark", app_id, key_)))
+            return bool(await self._client.delete(self.keys.key("mark", app_id, key_)))
 
     # internals --------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -330,7 +372,7 @@ class RedisBroker:
         except _FAILURES as exc:
             if self._metrics is not None:
                 self._metrics.broker_error(op)
-            if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError):
+            if isinstance(exc, RedisConnectionError | RedisTimeoutError | ClusterError | OSError):
                 self._state_ok = False
             if mutates:  # Redis may or may not have applied it: resync from the mirror
                 self._restore_needed = True
@@ -352,6 +394,10 @@ class RedisBroker:
                 if self._state_ok:
                     logger.warning("redis heartbeat failed: %s", exc)
                 self._state_ok = False
+                # the server may be another one when it answers again (a failover:
+                # the last writes to the old master may not have reached the replica),
+                # so this node writes back what it holds once it can
+                self._restore_needed = True
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._interval):
                     await self._wake.wait()
@@ -363,12 +409,20 @@ class RedisBroker:
         if self._restore_needed:
             await self._restore()
             self._restore_needed = False
-        self._state_ok = True
+        loop = asyncio.get_running_loop()
+        if not self._state_ok and self._had_state:
+            # back after an outage (a restart, a failover): the peers were most likely cut
+            # off too, and their heartbeats may have lapsed meanwhile; give them one node
+            # timeout to beat again before reaping anyone
+            self._reap_after = loop.time() + self._timeout
+        self._state_ok = self._had_state = True
         # peers wait for this node's mark before re-publishing after an outage
-        nodes = await self._scripts.listening(self._pubsub.ok)
+        nodes = await self._scripts.listening(self._pubsub.server_id)
         if not self._replay.pending:  # frozen during an outage: Redis may have lost them
             self._replay.peers = nodes - {self.node_id}
-        if await self._client.set(REAPER, self.node_id, nx=True, px=_ms(self._interval * 0.8)):
+        if loop.time() >= self._reap_after and await self._client.set(
+            self.keys.reaper, self.node_id, nx=True, px=_ms(self._interval * 0.8)
+        ):
             for app, kind, channel, user in await self._scripts.reap():
                 self._report(Reaped(app, kind, channel, user))
         await self._count_users()

@@ -22,18 +22,19 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import ConnectionPool
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from pusherd.brokers.base import DeliverFn, Envelope, EnvelopeKind
 from pusherd.errors import BrokerError
 from pusherd.metrics import Metrics
 
 __all__ = [
+    "BACKOFF",
     "REPLAY_LIMIT",
     "RedisPubSub",
     "Replay",
@@ -45,7 +46,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _SUBSCRIBE_TIMEOUT = 5.0
-_BACKOFF = (0.05, 2.0)  # reconnect delay: first, cap
+BACKOFF = (0.05, 2.0)  # reconnect delay: first, cap
 _FAILURES = (RedisError, OSError, TimeoutError)
 _ORIGIN = 0x80
 REPLAY_LIMIT = 10_000  # envelopes kept for re-publishing after an outage
@@ -81,8 +82,22 @@ def decode_envelope(app_id: str, channel: str, data: bytes) -> Envelope:
     return Envelope(app_id, channel, data[body + size :], except_id, kind)
 
 
-def pubsub_name(app_id: str, channel: str) -> bytes:
-    return f"pusherd:{app_id}:{channel}".encode()
+def pubsub_name(app_id: str, channel: str, prefix: str = "pusherd") -> bytes:
+    """The pub/sub channel of (app, channel): ``{prefix}:{app_id}:{channel}``.
+
+    No hash tag: on Redis Cluster, sharded pub/sub spreads the channels over the shards.
+    """
+    return f"{prefix}:{app_id}:{channel}".encode()
+
+
+def _run_id(info: Any) -> str:
+    """The ``run_id`` field of an ``INFO server`` reply (changes on restart and differs
+    between a master and the replica that replaces it)."""
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    for line in text.splitlines():
+        if line.startswith("run_id:"):
+            return line[len("run_id:") :].strip()
+    return "?"
 
 
 class RedisPubSub:
@@ -94,6 +109,10 @@ class RedisPubSub:
         idle_timeout: seconds without any reply before the connection counts as dead;
             the broker's heartbeat sends a PING more often than that.
         on_ready: called each time the connection is up with every channel subscribed.
+        prefix: the ``[scaling] prefix`` of the pub/sub channel names.
+        sharded: use sharded pub/sub (``SSUBSCRIBE``, Redis Cluster); the server then
+            owns only some channels, and ``ShardedPubSub`` hands it those.
+        retry: reconnect after a failure (else ``run`` returns and the caller decides).
     """
 
     def __init__(
@@ -102,8 +121,25 @@ class RedisPubSub:
         node_id: str,
         idle_timeout: float,
         on_ready: Callable[[], None],
+        prefix: str = "pusherd",
+        sharded: bool = False,
+        retry: bool = True,
     ) -> None:
         self._pool = pool
+        self._prefix = prefix
+        self._retry = retry
+        if sharded:
+            self._sub, self._unsub = "SSUBSCRIBE", "SUNSUBSCRIBE"
+            self._confirm, self._message, self._dropped = (
+                b"ssubscribe",
+                b"smessage",
+                b"sunsubscribe",
+            )
+        else:
+            self._sub, self._unsub = "SUBSCRIBE", "UNSUBSCRIBE"
+            self._confirm, self._message, self._dropped = b"subscribe", b"message", b""
+        # the run_id of the server the connection is subscribed on ("" while down)
+        self.server_id = ""
         self._origin = node_id.encode()[:255]
         self._idle = idle_timeout
         self._on_ready = on_ready
@@ -118,7 +154,7 @@ class RedisPubSub:
 
     async def subscribe(self, app_id: str, channel: str) -> None:
         """Subscribe and wait until Redis confirmed it (later publishes reach this node)."""
-        name = pubsub_name(app_id, channel)
+        name = pubsub_name(app_id, channel, self._prefix)
         future = self._pending.get(name)
         if future is None:
             if name in self._channels:
@@ -129,7 +165,7 @@ class RedisPubSub:
             self._channels[name] = (app_id, channel)
             if self._conn is not None:
                 with contextlib.suppress(*_FAILURES):  # the reader resubscribes on failure
-                    await self._conn.send_command("SUBSCRIBE", name, check_health=False)
+                    await self._conn.send_command(self._sub, name, check_health=False)
         try:
             async with asyncio.timeout(_SUBSCRIBE_TIMEOUT):
                 await asyncio.shield(future)
@@ -140,13 +176,13 @@ class RedisPubSub:
             raise BrokerError("redis did not confirm the subscription") from None
 
     async def unsubscribe(self, app_id: str, channel: str) -> None:
-        name = pubsub_name(app_id, channel)
+        name = pubsub_name(app_id, channel, self._prefix)
         if self._channels.pop(name, None) is None:
             return
         self._settle(name)
         if self._conn is not None:
             with contextlib.suppress(*_FAILURES):  # a new connection forgets it anyway
-                await self._conn.send_command("UNSUBSCRIBE", name, check_health=False)
+                await self._conn.send_command(self._unsub, name, check_health=False)
 
     async def ping(self) -> None:
         """Keep the connection busy so a dead one is noticed within ``idle_timeout``."""
@@ -160,6 +196,17 @@ class RedisPubSub:
         for name in list(self._pending):
             self._settle(name)
         self._channels.clear()
+        self.deliver = None
+
+    def adopt(self, name: bytes, app_id: str, channel: str) -> None:
+        """Add a channel to subscribe on the next connection (before ``run``)."""
+        self._channels[name] = (app_id, channel)
+
+    def retire(self) -> None:
+        """Stop for good, failing pending subscriptions (``ShardedPubSub`` rebuilds)."""
+        self.closed = True
+        for name in list(self._pending):
+            self._settle(name, BrokerError("redis subscriber connection replaced"))
         self.deliver = None
 
     async def disconnect(self) -> None:
@@ -178,46 +225,54 @@ class RedisPubSub:
 
     async def run(self) -> None:
         """The reader task: until ``closed``, keep one connection subscribed and read it."""
-        delay = _BACKOFF[0]
+        delay = BACKOFF[0]
         while not self.closed:
             conn: AbstractConnection = self._pool.make_connection()  # type: ignore[no-untyped-call]
             try:
                 await conn.connect()  # type: ignore[no-untyped-call]
+                await conn.send_command("INFO", "server", check_health=False)
+                try:
+                    server_id = _run_id(await conn.read_response(timeout=self._idle))
+                except ResponseError:  # INFO refused (an ACL, a proxy): marks cannot tell
+                    server_id = "?"  # servers apart, any mark counts (as before failovers)
                 awaiting = set(self._channels)
                 if awaiting:
-                    await conn.send_command("SUBSCRIBE", *awaiting, check_health=False)
+                    await conn.send_command(self._sub, *awaiting, check_health=False)
                 self._conn = conn
                 while awaiting:  # ready only once every channel is subscribed again
                     response = await conn.read_response(timeout=self._idle)
-                    if isinstance(response, list) and response[0] == b"subscribe":
+                    if isinstance(response, list) and response[0] == self._confirm:
                         awaiting.discard(response[1])
                     self._on_response(response)
+                self.server_id = server_id
                 if self.failed:
                     logger.info("redis subscriber connection restored")
                 self.ok, self.failed = True, False
-                delay = _BACKOFF[0]
+                delay = BACKOFF[0]
                 self._on_ready()
                 while True:
                     self._on_response(await conn.read_response(timeout=self._idle))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if not self.failed:
+                if not self.failed and self._retry:  # else its owner reports it
                     logger.warning("redis subscriber connection failed: %s", exc)
                 self.failed = True
                 for name in list(self._pending):
                     self._settle(name, BrokerError("redis subscriber connection failed"))
             finally:
-                self._conn, self.ok = None, False
+                self._conn, self.ok, self.server_id = None, False, ""
                 await conn.disconnect(nowait=True)
+            if not self._retry:
+                return
             await asyncio.sleep(delay)
-            delay = min(delay * 2, _BACKOFF[1])
+            delay = min(delay * 2, BACKOFF[1])
 
     def _on_response(self, response: Any) -> None:
         if not isinstance(response, list) or len(response) != 3:
             return  # PING replies
         kind, name, data = response
-        if kind == b"message":
+        if kind == self._message:
             target = self._channels.get(name)
             if target is None or self.deliver is None:
                 return
@@ -227,37 +282,56 @@ class RedisPubSub:
                 self.deliver(decode_envelope(target[0], target[1], data))
             except Exception:
                 logger.exception("failed to deliver an envelope from redis")
-        elif kind == b"subscribe":
+        elif kind == self._confirm:
             self._settle(name)
+        elif kind == self._dropped and name in self._channels:
+            # Redis Cluster dropped a sharded subscription (its slot moved): resubscribe
+            # wherever the slot lives now
+            raise BrokerError("redis dropped a sharded subscription (slot moved)")
 
 
 class Replay:
     """Publishes made while Redis was unreachable: delivered locally, re-published later.
 
     Args:
-        client: publishes the replay (marked with ``node_id``, so this node skips it).
+        publish: ``await publish(pubsub channel name, data)`` (``PUBLISH``, or
+            ``SPUBLISH`` on Redis Cluster); the replay is marked with ``node_id``, so
+            this node skips it.
         node_id: the origin mark.
         limit: envelopes kept; more are still delivered locally, but counted as dropped.
         can_send: whether the subscriber is up with every channel (safe to re-publish).
         peer_wait: seconds to wait, before re-publishing, for every known peer (``peers``,
             kept up to date by the heartbeat) to be listening again: after Redis restarted,
             a peer whose subscriber reconnects later would miss the replay. A peer
-            that does not come back within ``peer_wait`` (the node timeout) is dead.
+            that does not come back within ``peer_wait`` (the node timeout, plus two
+            reconnect delays for a peer whose backoff grew during a failover) is dead.
+            A peer is listening again when its mark (``listeners``) names the same Redis
+            servers as this node's subscriber (``server_id``): after a failover the new
+            master holds marks replicated from the old one, which do not count.
+        listeners: ``await listeners(peers)``: each peer's listening mark.
+        server_id: the servers this node's subscriber listens on now.
+        prefix: the ``[scaling] prefix`` of the pub/sub channel names.
         metrics: counts drops as ``broker_error("publish_dropped")``.
     """
 
     def __init__(
         self,
-        client: Redis,
+        publish: Callable[[bytes, bytes], Awaitable[Any]],
         node_id: str,
         limit: int,
         can_send: Callable[[], bool],
         peer_wait: float,
+        listeners: Callable[[list[str]], Awaitable[list[str]]],
+        server_id: Callable[[], str],
+        prefix: str = "pusherd",
         metrics: Metrics | None = None,
     ) -> None:
         self.peers: set[str] = set()
         self._peer_wait = peer_wait
-        self._client = client
+        self._publish = publish
+        self._listeners = listeners
+        self._server_id = server_id
+        self._prefix = prefix
         self._metrics = metrics
         self._node = node_id
         self._limit = limit
@@ -305,10 +379,11 @@ class Replay:
         while self.peers and loop.time() < deadline and self._can_send():
             peers = sorted(self.peers)
             try:
-                found = await self._client.exists(*(f"pusherd:listen:{p}" for p in peers))
+                marks = await self._listeners(peers)
             except _FAILURES:
-                found = -1
-            if found == len(peers):
+                marks = []
+            here = self._server_id()
+            if here and marks and all(mark == here for mark in marks):
                 return
             await asyncio.sleep(0.05)
 
@@ -321,9 +396,9 @@ class Replay:
             sent = 0
             while self._queue and self._can_send():
                 envelope = self._queue[0]
-                name = pubsub_name(envelope.app_id, envelope.channel)
+                name = pubsub_name(envelope.app_id, envelope.channel, self._prefix)
                 try:
-                    await self._client.publish(name, encode_envelope(envelope, self._node))
+                    await self._publish(name, encode_envelope(envelope, self._node))
                 except _FAILURES as exc:
                     logger.warning("redis replay paused: %s", exc)
                     await asyncio.sleep(0.1)

@@ -1,8 +1,14 @@
 """The Redis key layout of ``RedisBroker``, and its Lua scripts (``brokers/lua/*.lua``)
 bound to one node as typed calls.
 
-Every key starts with ``pusherd:``. Channel names cannot contain ``:`` (Pusher protocol,
-"Channel naming"), so ``{app_id}:{channel}`` suffixes never collide::
+Every key starts with the ``[scaling] prefix`` (``pusherd`` by default; shown as
+``pusherd:`` below), so deployments with different prefixes share one Redis without
+seeing each other. On Redis Cluster the prefix is written as a hash tag
+(``{pusherd}:s:…``): every key then lives in one hash slot, so each multi-key script
+(and the one-transaction ``reset``) runs on one shard; fan-out, the part that grows with
+traffic, is spread over the shards by sharded pub/sub instead. Channel names cannot
+contain ``:`` (Pusher protocol, "Channel naming") and prefixes cannot either, so
+``{app_id}:{channel}`` suffixes never collide::
 
     pusherd:s:{app}:{channel}     hash socket -> node        subscribers of a channel
     pusherd:chs:{app}             set of channels            occupied channels of an app
@@ -23,22 +29,25 @@ Every key starts with ``pusherd:``. Channel names cannot contain ``:`` (Pusher p
 
 A node item is newline-separated fields: ``s app channel socket``, ``p app channel
 socket``, ``c app socket`` or ``u app socket user`` (the user id last, since it may hold
-any character, newlines included). ``reap.lua`` rebuilds keys from them, so the scripts
-assume a single Redis (not Redis Cluster).
+any character, newlines included). ``reap.lua`` and ``channels.lua`` rebuild keys from
+them and the prefix; that is why all keys share one slot on Redis Cluster.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Any, TypeAlias
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 
 from pusherd.protocol.presence import Member
 from pusherd.types import JSON
 
-__all__ = ["NODES", "REAPER", "Mirror", "NodeScripts", "key"]
+__all__ = ["NODES", "REAPER", "KeySpace", "Mirror", "NodeScripts", "key"]
 
 NODES = "pusherd:nodes"
 REAPER = "pusherd:reaper"
@@ -58,8 +67,35 @@ _NAMES = (
 
 
 def key(kind: str, *parts: str) -> str:
-    """Return the key ``pusherd:{kind}:{part}:{part}…``."""
+    """Return the key ``pusherd:{kind}:{part}:{part}…`` (the default prefix)."""
     return ":".join(("pusherd", kind, *parts))
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpace:
+    """The keys of one deployment: ``{base}:{kind}:{part}…``.
+
+    Args:
+        base: the key prefix as written into key names (``pusherd``, or ``{pusherd}`` on
+            Redis Cluster so that every key hashes to one slot).
+    """
+
+    base: str = "pusherd"
+
+    @classmethod
+    def for_prefix(cls, prefix: str, cluster: bool = False) -> KeySpace:
+        return cls("{" + prefix + "}" if cluster else prefix)
+
+    def key(self, kind: str, *parts: str) -> str:
+        return ":".join((self.base, kind, *parts))
+
+    @property
+    def nodes(self) -> str:
+        return f"{self.base}:nodes"
+
+    @property
+    def reaper(self) -> str:
+        return f"{self.base}:reaper"
 
 
 def _item(kind: str, *fields: str) -> str:
@@ -89,7 +125,14 @@ class NodeScripts:
     so ``reset`` can queue the same calls in one transaction.
     """
 
-    def __init__(self, client: Redis, node_id: str, node_timeout_ms: int) -> None:
+    def __init__(
+        self,
+        client: Redis | RedisCluster,
+        node_id: str,
+        node_timeout_ms: int,
+        keys: KeySpace = KeySpace(),
+        node_client: Callable[[str, int], Redis] | None = None,
+    ) -> None:
         source = files("pusherd.brokers") / "lua"
         self._scripts = {
             name: client.register_script((source / f"{name}.lua").read_text("utf-8"))
@@ -98,9 +141,14 @@ class NodeScripts:
         self._client = client
         self._node = node_id
         self._ttl = node_timeout_ms
-        self._items = f"pusherd:items:{node_id}"
-        self._beat = [f"pusherd:node:{node_id}", NODES]
-        self._listen = f"pusherd:listen:{node_id}"
+        self.keys = keys
+        # Redis Cluster: a plain client per master, for the one-transaction ``reset``
+        # (a cluster pipeline refuses EVALSHA); every key is in one slot, so one master
+        self._node_client = node_client
+        self._node_clients: dict[tuple[str, int], Redis] = {}
+        self._items = keys.key("items", node_id)
+        self._beat = [keys.key("node", node_id), keys.nodes]
+        self._listen = keys.key("listen", node_id)
 
     async def _run(self, call: _Call) -> Any:
         name, keys, args = call
@@ -108,7 +156,7 @@ class NodeScripts:
 
     # channels -----------------------------------------------------------------------
     def _add_subscriber(self, app: str, channel: str, socket: str) -> _Call:
-        keys = [key("s", app, channel), key("chs", app), self._items]
+        keys = [self.keys.key("s", app, channel), self.keys.key("chs", app), self._items]
         return (
             "add_subscriber",
             keys,
@@ -119,12 +167,14 @@ class NodeScripts:
         return int(await self._run(self._add_subscriber(app, channel, socket)))
 
     async def remove_subscriber(self, app: str, channel: str, socket: str) -> int:
-        keys = [key("s", app, channel), key("chs", app), self._items]
+        keys = [self.keys.key("s", app, channel), self.keys.key("chs", app), self._items]
         args = [socket, _item("s", app, channel, socket), channel]
         return int(await self._run(("remove_subscriber", keys, args)))
 
     async def channels(self, app: str, prefix: str) -> list[tuple[str, int, int]]:
-        flat = await self._run(("channels", [key("chs", app)], [app, prefix]))
+        flat = await self._run(
+            ("channels", [self.keys.key("chs", app)], [app, prefix, self.keys.base])
+        )
         return [
             (flat[i].decode(), int(flat[i + 1]), int(flat[i + 2])) for i in range(0, len(flat), 3)
         ]
@@ -150,7 +200,7 @@ class NodeScripts:
         return bool(is_new), stored, members, bool(refused)
 
     async def members(self, app: str, channel: str) -> dict[str, JSON]:
-        found = await self._client.hgetall(key("pu", app, channel))
+        found = await self._client.hgetall(self.keys.key("pu", app, channel))
         return {
             user.decode() if isinstance(user, bytes) else user: Member.from_json(raw).user_info
             for user, raw in found.items()
@@ -164,12 +214,12 @@ class NodeScripts:
         return gone
 
     def _presence_keys(self, app: str, channel: str) -> list[str]:
-        keys = [key(kind, app, channel) for kind in ("pu", "pc", "ps")]
-        return [*keys, self._items, key("on", app)]
+        keys = [self.keys.key(kind, app, channel) for kind in ("pu", "pc", "ps")]
+        return [*keys, self._items, self.keys.key("on", app)]
 
     # users --------------------------------------------------------------------------
     def _add_connection(self, app: str, socket: str, limit: int) -> _Call:
-        keys = [key("c", app), self._items]
+        keys = [self.keys.key("c", app), self._items]
         return "add_connection", keys, [socket, self._node, limit, _item("c", app, socket)]
 
     async def add_connection(self, app: str, socket: str, limit: int) -> bool:
@@ -177,35 +227,35 @@ class NodeScripts:
 
     async def remove_connection(self, app: str, socket: str) -> None:
         async with self._client.pipeline(transaction=True) as pipe:
-            pipe.hdel(key("c", app), socket)
+            pipe.hdel(self.keys.key("c", app), socket)
             pipe.srem(self._items, _item("c", app, socket))
             await pipe.execute()
 
     def _sign_in(self, app: str, user: str, socket: str) -> _Call:
-        keys = [key("u", app, user), self._items, key("on", app)]
+        keys = [self.keys.key("u", app, user), self._items, self.keys.key("on", app)]
         return "sign_in", keys, [socket, self._node, _item("u", app, socket, user), user]
 
     async def sign_in(self, app: str, user: str, socket: str) -> bool:
         return bool(await self._run(self._sign_in(app, user, socket)))
 
     async def sign_out(self, app: str, user: str, socket: str) -> bool:
-        keys = [key("u", app, user), self._items, key("on", app)]
+        keys = [self.keys.key("u", app, user), self._items, self.keys.key("on", app)]
         args = [socket, _item("u", app, socket, user), user]
         return bool(await self._run(("sign_out", keys, args)))
 
     async def channel_stats(self, app: str, channel: str) -> tuple[int, int]:
         """Return (subscription count, presence user count)."""
         async with self._client.pipeline(transaction=False) as pipe:
-            pipe.hlen(key("s", app, channel))
-            pipe.hlen(key("pu", app, channel))
+            pipe.hlen(self.keys.key("s", app, channel))
+            pipe.hlen(self.keys.key("pu", app, channel))
             subscribers, users = await pipe.execute()
         return int(subscribers), int(users)
 
     async def cache_get(self, app: str, channel: str) -> tuple[bytes, float] | None:
         """Return the cached event and its remaining ttl in seconds, or None."""
         async with self._client.pipeline(transaction=True) as pipe:
-            pipe.get(key("cache", app, channel))
-            pipe.pttl(key("cache", app, channel))
+            pipe.get(self.keys.key("cache", app, channel))
+            pipe.pttl(self.keys.key("cache", app, channel))
             payload, remaining = await pipe.execute()
         if payload is None or remaining <= 0:
             return None
@@ -214,7 +264,7 @@ class NodeScripts:
     async def online(self, app: str, users: list[str]) -> set[str]:
         async with self._client.pipeline(transaction=False) as pipe:
             for user in users:
-                pipe.exists(key("u", app, user))
+                pipe.exists(self.keys.key("u", app, user))
             found = await pipe.execute()
         return {user for user, exists in zip(users, found, strict=True) if exists}
 
@@ -222,7 +272,7 @@ class NodeScripts:
         """Distinct users signed in or in a presence channel, cluster-wide, per app."""
         async with self._client.pipeline(transaction=False) as pipe:
             for app in apps:
-                pipe.hlen(key("on", app))
+                pipe.hlen(self.keys.key("on", app))
             counts = await pipe.execute()
         return {app: int(count) for app, count in zip(apps, counts, strict=True)}
 
@@ -234,21 +284,30 @@ class NodeScripts:
         """Refresh this node's heartbeat; return True if it was not registered."""
         return bool(await self._run(self._heartbeat()))
 
-    async def listening(self, ok: bool) -> set[str]:
-        """Set (``ok``) or clear this node's listening mark; return every registered node."""
+    async def listening(self, mark: str) -> set[str]:
+        """Set this node's listening mark to ``mark`` (the id of the Redis servers its
+        subscriber listens on) or clear it (``""``); return every registered node."""
         async with self._client.pipeline(transaction=False) as pipe:
-            if ok:
-                pipe.set(self._listen, 1, px=self._ttl)
+            if mark:
+                pipe.set(self._listen, mark, px=self._ttl)
             else:
                 pipe.delete(self._listen)
-            pipe.smembers(NODES)
+            pipe.smembers(self.keys.nodes)
             *_, nodes = await pipe.execute()
         return {node.decode() for node in nodes}
+
+    async def listeners(self, nodes: list[str]) -> list[str]:
+        """Return the listening mark of each node (``""`` where there is none)."""
+        found = await self._client.mget([self.keys.key("listen", node) for node in nodes])
+        return [mark.decode() if isinstance(mark, bytes) else (mark or "") for mark in found]
 
     async def reap(self, node: str = "") -> list[tuple[str, str, str, str | None]]:
         """Drop ``node``'s entries (every dead node's if empty); return what emptied:
         ``(app_id, kind, channel, user_id)`` per member removed or channel vacated."""
-        return _events(await self._run(("reap", [], [node])))
+        return _events(await self._run(self._reap(node)))
+
+    def _reap(self, node: str) -> _Call:
+        return "reap", [self.keys.nodes], [node, self.keys.base]
 
     async def reset(self, mirror: Mirror) -> list[tuple[str, str, str, str | None]]:
         """Make Redis hold exactly ``mirror`` for this node, in one transaction.
@@ -256,7 +315,7 @@ class NodeScripts:
         Returns what dropping this node's previous entries emptied (as ``reap``); that is
         only what really left when ``mirror`` is empty (e.g. a restart under the same id).
         """
-        calls = [("reap", [], [self._node]), self._heartbeat()]
+        calls = [self._reap(self._node), self._heartbeat()]
         calls += [self._add_subscriber(*entry) for entry in mirror.subscribers]
         calls += [
             self._join_presence(app, channel, socket, member, 0)
@@ -264,11 +323,32 @@ class NodeScripts:
         ]
         calls += [self._add_connection(app, socket, 0) for app, socket in mirror.connections]
         calls += [self._sign_in(*entry) for entry in mirror.users]
-        async with self._client.pipeline(transaction=True) as pipe:
+        async with self._transaction_client().pipeline(transaction=True) as pipe:
             for name, keys, args in calls:
                 await self._scripts[name](keys=keys, args=args, client=pipe)
             results = await pipe.execute()
         return _events(results[0])
+
+    def _transaction_client(self) -> Redis:
+        """The client a multi-script transaction runs on (the slot's master on a cluster)."""
+        if not isinstance(self._client, RedisCluster):
+            return self._client
+        if self._node_client is None:
+            raise RuntimeError("NodeScripts on Redis Cluster needs node_client")
+        node = self._client.get_node_from_key(self.keys.nodes)
+        if node is None:
+            raise RedisClusterException("no master serves the slot of pusherd's keys")
+        address = (node.host, int(node.port))
+        client = self._node_clients.get(address)
+        if client is None:
+            client = self._node_clients[address] = self._node_client(*address)
+        return client
+
+    async def aclose(self) -> None:
+        """Close the per-master clients ``reset`` opened (Redis Cluster)."""
+        clients, self._node_clients = self._node_clients, {}
+        for client in clients.values():
+            await client.aclose()
 
 
 def _events(flat: list[bytes]) -> list[tuple[str, str, str, str | None]]:

@@ -3,10 +3,16 @@
 Server → client ``data`` is a *string* of JSON ("double encoding"), except
 ``pusher:error``, whose data is an object as hosted Pusher sends it. Client → server
 ``data`` may be an object or a string; both are accepted.
+
+Every JSON value a client sends, and every JSON string inside one (``data``,
+``channel_data``, ``user_data``), is decoded by ``load_json``: nested deeper than
+``MAX_JSON_DEPTH`` it is refused, so nothing downstream (orjson's encoder stops at 255
+levels, ``repr`` at Python's recursion limit) ever meets a value it cannot handle.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,14 +22,81 @@ from pusherd.errors import PusherError, SubscriptionError
 from pusherd.types import JSON
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "ClientMessage",
     "data_object",
     "encode_channel_event",
     "encode_error",
     "encode_event",
     "error_messages",
+    "json_preview",
+    "load_json",
     "parse_client_message",
 ]
+
+# Deep enough for any real payload, far below orjson's 255-level encoder limit even
+# after the server wraps a value in a few envelopes (presence hash, member, event).
+MAX_JSON_DEPTH = 64
+_DEEP = f"nested deeper than {MAX_JSON_DEPTH} levels"
+_DEEP_MESSAGE = f"Invalid message: JSON {_DEEP}"
+
+
+def load_json(raw: bytes | str) -> JSON:
+    """Decode ``raw``, refusing values nested deeper than ``MAX_JSON_DEPTH``.
+
+    Raises:
+        ValueError: "not valid JSON" or "nested deeper than 64 levels" (orjson's own
+            1024-level decoder limit gives the same answer as a shallower excess).
+    """
+    try:
+        value: JSON = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(
+            _DEEP if str(exc).startswith("depth limit") else "not valid JSON"
+        ) from None
+    if _brackets(raw) > MAX_JSON_DEPTH and _deeper_than(value, MAX_JSON_DEPTH):
+        raise ValueError(_DEEP)
+    return value
+
+
+def _brackets(raw: bytes | str) -> int:
+    """Count ``{`` and ``[``: fewer than the limit cannot nest that deep (C speed)."""
+    if type(raw) is bytes:
+        return raw.count(b"{") + raw.count(b"[")
+    assert isinstance(raw, str)
+    return raw.count("{") + raw.count("[")
+
+
+def _deeper_than(value: JSON, limit: int) -> bool:
+    """Whether containers nest more than ``limit`` deep (no recursion, stops early)."""
+    stack: list[tuple[JSON, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children: Iterable[JSON]
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        for child in children:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
+
+
+def json_preview(value: object, limit: int = 200) -> str:
+    """Show a client-sent value in an error message: strings cut to ``limit``, other
+    values by type only, so a huge or deep value never gets ``repr``'d."""
+    if isinstance(value, str):
+        return value[:limit]
+    if value is None:
+        return "null"
+    if isinstance(value, bool | int | float):
+        return orjson.dumps(value).decode()[:limit]
+    return "an array" if isinstance(value, list) else "an object"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +113,18 @@ def parse_client_message(raw: bytes | str) -> ClientMessage:
 
     Raises:
         PusherError: (code null) the frame is not a JSON object with a string ``event``,
-            or ``channel`` is present and not a string.
+            is nested deeper than ``MAX_JSON_DEPTH``, or ``channel`` is present and not
+            a string.
     """
+    # load_json, inlined: this runs for every client frame.
     try:
         message = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit"):
+            raise PusherError(_DEEP_MESSAGE) from None
         raise PusherError("Invalid JSON: messages must be JSON objects") from None
+    if _brackets(raw) > MAX_JSON_DEPTH and _deeper_than(message, MAX_JSON_DEPTH):
+        raise PusherError(_DEEP_MESSAGE)
     if not isinstance(message, dict):
         raise PusherError("Invalid message: messages must be JSON objects")
     event = message.get("event")
@@ -66,9 +145,11 @@ def data_object(message: ClientMessage) -> dict[str, Any]:
     data = message.data
     if isinstance(data, str):
         try:
-            data = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise PusherError(f"Invalid {message.event}: 'data' must be a JSON object") from None
+            data = load_json(data)
+        except ValueError as exc:
+            raise PusherError(
+                f"Invalid {message.event}: 'data' must be a JSON object ({exc})"
+            ) from None
     if not isinstance(data, dict):
         raise PusherError(f"Invalid {message.event}: 'data' must be a JSON object")
     return data

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from pusherd.protocol.messages import load_json
 from pusherd.types import JSON
 
 __all__ = ["MAX_USER_ID_LENGTH", "Member", "parse_member", "presence_payload"]
@@ -40,13 +41,14 @@ def parse_member(channel_data: str, max_info_bytes: int) -> Member:
     """Parse presence ``channel_data`` into a ``Member``.
 
     Raises:
-        ValueError: the data is not a JSON object with a usable ``user_id``, the id is
-            longer than 128 characters, or ``user_info`` is larger than ``max_info_bytes``.
+        ValueError: the data is not a JSON object with a usable ``user_id``, is nested
+            deeper than ``MAX_JSON_DEPTH``, the id is longer than 128 characters, or
+            ``user_info`` is larger than ``max_info_bytes``.
     """
     try:
-        data = orjson.loads(channel_data)
-    except orjson.JSONDecodeError:
-        raise ValueError("channel_data must be a JSON object") from None
+        data = load_json(channel_data)
+    except ValueError as exc:
+        raise ValueError(f"channel_data must be a JSON object ({exc})") from None
     if not isinstance(data, dict):
         raise ValueError("channel_data must be a JSON object")
     user_id = data.get("user_id")

@@ -18,6 +18,7 @@ import orjson
 from pusherd.apps.base import App, AppRegistry
 from pusherd.errors import ApiError
 from pusherd.protocol.channels import channel_kind, channel_name_error
+from pusherd.protocol.messages import load_json
 from pusherd.protocol.signing import verify_request
 
 __all__ = [
@@ -131,9 +132,9 @@ def authenticate(
 def json_object(body: bytes) -> dict[str, Any]:
     """Decode a JSON object body (400 for anything else)."""
     try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise ApiError("Invalid JSON body", 400) from None
+        value = load_json(body)
+    except ValueError as exc:
+        raise ApiError(f"Invalid JSON body: {exc}", 400) from None
     if not isinstance(value, dict):
         raise ApiError("The body must be a JSON object", 400)
     return value

@@ -26,6 +26,8 @@ from pusherd.protocol.messages import (
     data_object,
     encode_error,
     encode_event,
+    json_preview,
+    load_json,
 )
 from pusherd.protocol.presence import Member, parse_member
 from pusherd.protocol.ratelimit import TokenBucket
@@ -102,9 +104,11 @@ class Session:
         channel = data.get("channel")
         error = channel_name_error(channel)
         if error is not None:
-            raise SubscriptionError(
-                f"Invalid channel: {error}", str(channel)[:200] if channel else "", 400
-            )
+            # A string or a number names a channel pusher-js can route the error to
+            # (its channel map coerces keys); containers are never repr'd: they may
+            # be huge or nested 64 deep, so they get only the pusher:error.
+            named = json_preview(channel) if isinstance(channel, str | int | float) else ""
+            raise SubscriptionError(f"Invalid channel: {error}", named, 400)
         assert isinstance(channel, str)
         kind = channel_kind(channel)
         if channel in self.channels:
@@ -149,8 +153,10 @@ class Session:
         if not auth_matches(key, secret, string, auth):
             given = auth if isinstance(auth, str) else ""
             raise SubscriptionError(
+                # The string is echoed for debugging, cut so a huge channel_data is not
+                # sent back twice (subscription_error and pusher:error).
                 "Invalid signature: Expected HMAC SHA256 hex digest of "
-                f"{string}, but got {given.partition(':')[2][:80]}",
+                f"{_cut(string, 1000)}, but got {given.partition(':')[2][:80]}",
                 channel,
                 401,
                 CloseCode.UNAUTHORIZED,
@@ -172,7 +178,11 @@ class Session:
         data = data_object(message)
         channel = data.get("channel")
         if not isinstance(channel, str) or channel not in self.channels:
-            return []
+            error = channel_name_error(channel)
+            if error is not None:
+                raise PusherError(f"Invalid pusher:unsubscribe: {error}")
+            return []  # a well-formed channel this socket is not on: silent, as on Pusher
+        assert isinstance(channel, str)
         member = self.channels.pop(channel)
         return [Unsubscribe(channel, channel_kind(channel), member)]
 
@@ -209,9 +219,11 @@ class Session:
         if not auth_matches(self.app.key, self.app.secret, string, data.get("auth")):
             raise PusherError("Invalid signature for pusher:signin", CloseCode.UNAUTHORIZED)
         try:
-            user = orjson.loads(user_data)
-        except orjson.JSONDecodeError:
-            user = None
+            user = load_json(user_data)
+        except ValueError as exc:
+            raise PusherError(
+                f"Invalid user_data: must be a JSON object ({exc})", CloseCode.UNAUTHORIZED
+            ) from None
         user_id = user.get("id") if isinstance(user, dict) else None
         if not isinstance(user_id, str) or not user_id:
             raise PusherError(
@@ -260,11 +272,18 @@ class Session:
         app = self.app
         if not app.enable_client_messages:
             raise ClientEventError("Client events are not enabled for this app")
+        if message.event == "client-":
+            raise ClientEventError("Invalid client event: a name after 'client-' is required")
+        if message.data is None:
+            raise ClientEventError(
+                f"Invalid client event {message.event[:200]}: 'data' is required"
+            )
         if channel is None:
             raise ClientEventError("Client events need a channel")
         if channel not in self.channels:
             raise ClientEventError(
-                f"Cannot broadcast client event (connection not subscribed to channel {channel})"
+                "Cannot broadcast client event (connection not subscribed to channel "
+                f"{channel[:200]})"
             )
         kind = channel_kind(channel)
         if not kind.allows_client_events:
@@ -295,6 +314,10 @@ class Session:
         if len(payload) > app.max_event_payload_bytes + 512:
             raise ClientEventError(f"Client event data larger than {app.max_event_payload_kb} KB")
         return [ClientEvent(channel, message.event, message.data, user_id, payload)]
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def distinct_users(sessions: Iterable[Session | None]) -> dict[str, int]:

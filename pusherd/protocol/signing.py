@@ -81,7 +81,10 @@ def string_to_sign(method: str, path: str, params: Iterable[tuple[str, str]]) ->
 
 
 def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OverflowError, OSError):  # outside datetime's years 1-9999
+        return str(timestamp)[:40]
 
 
 def verify_request(

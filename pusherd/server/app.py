@@ -22,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from pusherd.apps.base import AppRegistry
 from pusherd.apps.static import StaticAppRegistry
-from pusherd.brokers import create_broker
+from pusherd.brokers import broker_for
 from pusherd.brokers.base import Broker
 from pusherd.config import Config
 from pusherd.lifecycle import Lifecycle
@@ -78,14 +78,7 @@ def build(
     lifecycle = Lifecycle()
     observer = Observer(metrics, lifecycle)
     if broker is None:
-        broker = create_broker(
-            scaling.driver,
-            url=scaling.redis_url,
-            node_id=scaling.node_id,
-            heartbeat_interval=scaling.heartbeat_interval,
-            node_timeout=scaling.node_timeout,
-            metrics=metrics,
-        )
+        broker = broker_for(scaling, metrics)
     apps = StaticAppRegistry(config.apps)
     webhooks = WebhookSender(config.webhooks, metrics)
     tasks = Tasks(eager=broker.never_waits)

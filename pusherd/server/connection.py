@@ -238,6 +238,10 @@ class Connection(Writer):
         except PusherError as exc:
             self.fail(exc)
             return None
+        except Exception:  # a bug must cost this message, never the socket (issue 11)
+            logger.exception("internal error while handling a client message")
+            self.fail(PusherError("Internal server error"))
+            return None
 
     def _execute(self, actions: list[Action]) -> None:
         pending: list[Action] = []

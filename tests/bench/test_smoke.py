@@ -99,3 +99,18 @@ def test_report_table_has_a_baseline_column_and_ratio() -> None:
     ]
     row = table.splitlines()[2]
     assert "1.25 ❌" in row and "0.80 ✅" in row
+
+
+@pytest.mark.redis
+def test_smoke_redis_capacity_measures_every_operation(capsys: pytest.CaptureFixture[str]) -> None:
+    if shutil.which("redis-benchmark") is None or shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server and redis-benchmark")
+    from bench import redis_capacity
+
+    assert redis_capacity.main(["--requests", "2000"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    rates = {
+        name.strip(): float(rate.strip(" |").replace(",", ""))
+        for name, rate in (row[1:].rsplit("|", 2)[:2] for row in rows[1:])
+    }
+    assert len(rates) == 5 and all(rate > 0 for rate in rates.values()), rates

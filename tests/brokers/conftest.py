@@ -1,4 +1,5 @@
-"""Broker fixtures: a real redis-server per session and ``broker`` over every backend."""
+"""Broker fixtures: a real redis-server per session and ``broker`` over every backend:
+memory, one redis-server, and (marked ``topology``) TLS, Sentinel and Redis Cluster."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import pytest
 from pusherd.brokers import Broker, create_broker
 from pusherd.brokers.base import Envelope, Reaped
 from tests.redis_server import RedisServer, running_redis
+
+# the deployments besides the plain "redis" one that the contract runs against
+TOPOLOGIES = ("tls", "sentinel", "cluster")
 
 if TYPE_CHECKING:
     from pusherd.brokers.redis import RedisBroker
@@ -103,13 +107,22 @@ def inbox() -> Inbox:
     return Inbox()
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+TOPOLOGY_PARAMS = [
+    pytest.param(kind, marks=[pytest.mark.redis, pytest.mark.topology]) for kind in TOPOLOGIES
+]
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis), *TOPOLOGY_PARAMS])
 async def broker(request: pytest.FixtureRequest, inbox: Inbox) -> AsyncIterator[Broker]:
-    """A started broker of every backend, delivering into ``inbox``."""
+    """A started broker of every backend (and every Redis topology), into ``inbox``."""
+    options = {"node_id": "node-a", "heartbeat_interval": INTERVAL, "node_timeout": TIMEOUT}
     if request.param == "redis":
         url = request.getfixturevalue("redis_url")
-        options = {"url": url, "node_id": "node-a", "heartbeat_interval": 0.2, "node_timeout": 1.0}
-        instance = create_broker("redis", **options)
+        instance = create_broker("redis", url=url, **options)
+    elif request.param in TOPOLOGIES:
+        topology = request.getfixturevalue("redis_topologies").get(request.param)
+        topology.flushall()
+        instance = create_broker(topology.driver, target=topology.target(), **options)
     else:
         instance = create_broker("memory")
     await instance.start(inbox.deliver, inbox.on_reaped)

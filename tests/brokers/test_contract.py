@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from pusherd.brokers import Broker
@@ -127,6 +129,18 @@ async def test_cache_set_replaces_and_expires(broker: Broker) -> None:
         return await broker.cache_get(APP, "cache-x") is None
 
     await eventually(expired)
+
+
+async def test_burst_of_concurrent_calls_counts_every_one(broker: Broker, inbox: Inbox) -> None:
+    # hundreds of sockets subscribing at once: more calls in flight than Redis connections
+    counts = await asyncio.gather(
+        *(broker.add_subscriber(APP, "burst", f"s.{n}") for n in range(300))
+    )
+    assert sorted(counts) == list(range(1, 301))
+    await broker.subscribe(APP, "burst")
+    await asyncio.gather(*(broker.publish(Envelope(APP, "burst", b"%d" % n)) for n in range(300)))
+    got = await inbox.wait_for(300)
+    assert sorted(int(e.payload) for e in got) == list(range(300))
 
 
 # PresenceState --------------------------------------------------------------------------

@@ -382,6 +382,45 @@ async def test_redis_burst_of_calls_shares_a_bounded_pool(
     assert len(clients) <= 40  # the pool (32), the subscriber, this connection
 
 
+async def test_redis_prefixes_keep_two_deployments_apart_on_one_server(redis_url: str) -> None:
+    async with redis_nodes(redis_url) as make:
+        blue, blue_inbox = await make("same-node", prefix="blue")
+        green, green_inbox = await make("same-node", prefix="green")
+        for node in (blue, green):
+            await node.subscribe(APP, "presence-r")
+        await blue.add_subscriber(APP, "presence-r", "1.1")
+        await blue.join_presence(APP, "presence-r", "1.1", Member("u-blue"), 0)
+        await blue.add_connection(APP, "1.1", 0)
+        await blue.sign_in(APP, "u-blue", "1.1")
+        assert await blue.claim(APP, "webhook:1", 10)
+
+        assert await green.channels(APP) == {}
+        assert await green.members(APP, "presence-r") == {}
+        assert await green.connection_count(APP) == 0
+        assert await green.online(APP, ["u-blue"]) == set()
+        assert await green.claim(APP, "webhook:1", 10)  # its own mark
+        assert await green.add_subscriber(APP, "presence-r", "2.1") == 1
+        await green.publish(Envelope(APP, "presence-r", b"green"))
+        await blue.publish(Envelope(APP, "presence-r", b"blue"))
+        assert [e.payload for e in await green_inbox.wait_for(1)] == [b"green"]
+        assert [e.payload for e in await blue_inbox.wait_for(1)] == [b"blue"]
+        assert await green.release(APP, "webhook:1")
+        await green.close()  # closing one deployment's node leaves the other's state
+        assert await blue.members(APP, "presence-r") == {"u-blue": None}
+        assert await blue.channels(APP) == {"presence-r": ChannelStats(1, 1)}
+        async with Redis.from_url(redis_url) as raw:
+            names = [name async for name in raw.scan_iter(count=1000)]
+            assert b"blue:node:same-node" in names
+            # of green only the reaper lock may be left, until its TTL runs out
+            assert {name for name in names if not name.startswith(b"blue:")} <= {b"green:reaper"}
+
+            async def only_blue_listens() -> bool:
+                return await raw.pubsub_channels() == [f"blue:{APP}:presence-r".encode()]
+
+            await eventually(only_blue_listens)
+        assert len(blue_inbox.envelopes) == 1 and green_inbox.reaped == []
+
+
 async def test_redis_users_online_metric_is_cluster_wide_on_every_node(
     make_node: MakeNode,
 ) -> None:

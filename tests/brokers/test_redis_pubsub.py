@@ -122,6 +122,32 @@ async def test_redis_replay_waits_for_a_peer_that_reconnects_late(
     assert _numbers(inbox_a) == [1]
 
 
+async def test_redis_replay_ignores_a_listening_mark_naming_another_server(
+    own_redis_server: RedisServer, make_node: MakeNode
+) -> None:
+    a, inbox_a = await make_node("a")
+    b, _ = await make_node("b")
+    await a.subscribe(APP, "c")
+    await wait_until(lambda: a._replay.peers == {"b"})
+    for task in b._tasks:  # B hangs: it will not resubscribe nor refresh its mark
+        task.cancel()
+    await asyncio.wait(b._tasks)
+    own_redis_server.stop()
+    await wait_until(lambda: not a.ready)
+    await a.publish(Envelope(APP, "c", b"1"))
+    own_redis_server.start()
+    # after a failover the new master holds B's mark as replicated from the old one
+    async with Redis.from_url(own_redis_server.url) as raw:
+        await raw.set("pusherd:listen:b", "run-id-of-the-old-master", px=60_000)
+        await wait_until(lambda: a.ready)
+        await asyncio.sleep(3 * INTERVAL)  # a few heartbeats and replay attempts
+        assert a.replay_pending == 1
+        assert a._pubsub.server_id  # the run_id A's subscriber saw
+        await raw.set("pusherd:listen:b", a._pubsub.server_id, px=60_000)
+        await wait_until(lambda: a.replay_pending == 0)
+    assert _numbers(inbox_a) == [1]
+
+
 async def test_redis_replay_buffer_is_bounded_and_counts_drops(
     own_redis_server: RedisServer, make_node: MakeNode
 ) -> None:

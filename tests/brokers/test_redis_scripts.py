@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import pytest
 from redis.asyncio import Redis
 
-from pusherd.brokers.redis_scripts import NODES, Mirror, NodeScripts, key
+from pusherd.brokers.redis_scripts import NODES, KeySpace, Mirror, NodeScripts, key
 from pusherd.protocol.presence import Member
 from tests.brokers.conftest import redis_nodes
 
@@ -324,7 +324,7 @@ async def test_reaper_spares_live_nodes_and_drops_a_named_one_at_once(cluster: C
     app = cluster.app()
     await _populate(cluster, app)
     a, b = cluster.node("a"), cluster.node("b")
-    await b.listening(True)
+    await b.listening("server-1")
     assert await a.reap() == []  # every heartbeat is alive
     assert sorted(await a.channels(app, "")) == [("presence-shared", 3, 2), ("solo-b", 1, 0)]
     # a graceful close drops the node although its heartbeat has not expired
@@ -459,6 +459,17 @@ async def test_reaper_signs_out_a_user_whose_id_contains_a_newline(cluster: Clus
     await cluster.kill("b")
     await cluster.node("a").reap()
     assert await cluster.node("a").online(app, [user]) == set()
+
+
+def test_keyspace_prefixes_every_key_and_tags_it_on_redis_cluster() -> None:
+    plain = KeySpace.for_prefix("staging")
+    tagged = KeySpace.for_prefix("staging", cluster=True)
+    assert plain.key("s", "app", "chan") == "staging:s:app:chan"
+    assert (plain.nodes, plain.reaper) == ("staging:nodes", "staging:reaper")
+    # one hash tag for every key: Redis Cluster puts them all in the slot of "staging"
+    assert tagged.key("pu", "app", "presence-r") == "{staging}:pu:app:presence-r"
+    assert tagged.nodes == "{staging}:nodes"
+    assert KeySpace().key("c", "app") == key("c", "app") == "pusherd:c:app"
 
 
 # users online ----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.conftest import DRIVER, JS_DIR, NodeClient, Target, close_sdk, make_sdk
+from tests.redis_topology import Topology
 from tests.server.conftest import private_auth, user_auth
 from tests.server_process import ServerProcess, ServerStartError
 
@@ -37,6 +38,7 @@ __all__ = [
     "WAIT",
     "Client",
     "close_sdk",
+    "deployment_config",
     "http_get",
     "launch_js",
     "node_config",
@@ -54,7 +56,10 @@ TIMEOUT = 2.0  # node_timeout
 WAIT = 5.0  # every wait for something that must happen gives up after this
 
 
-def node_config(redis_url: str, node_id: str, apps: list[dict[str, Any]]) -> dict[str, Any]:
+def node_config(
+    redis_url: str, node_id: str, apps: list[dict[str, Any]], **scaling: Any
+) -> dict[str, Any]:
+    """A node's config; ``scaling`` adds or replaces ``[scaling]`` keys (prefix, driver…)."""
     return {
         "scaling": {
             "driver": "redis",
@@ -62,11 +67,20 @@ def node_config(redis_url: str, node_id: str, apps: list[dict[str, Any]]) -> dic
             "node_id": node_id,
             "heartbeat_interval": INTERVAL,
             "node_timeout": TIMEOUT,
+            **scaling,
         },
         "webhooks": {"delay": 0, "batch_window_ms": 10},
         "server": {"shutdown_grace": 2.0},
         "apps": apps,
     }
+
+
+def deployment_config(
+    deployment: Topology, node_id: str, apps: list[dict[str, Any]], **scaling: Any
+) -> dict[str, Any]:
+    """``node_config`` for a node on ``deployment`` (its driver, URL, TLS, sentinels)."""
+    settings = {**deployment.scaling(), **scaling}
+    return node_config(settings.pop("redis_url"), node_id, apps, **settings)
 
 
 def start_nodes(configs: Iterable[dict[str, Any]]) -> list[ServerProcess]:

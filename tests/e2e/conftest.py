@@ -32,6 +32,7 @@ import pusher
 import pytest
 
 from tests.redis_server import RedisServer, running_redis
+from tests.redis_topology import KINDS, SingleTopology, Topology
 from tests.server_process import ServerProcess
 
 __all__ = [
@@ -468,3 +469,23 @@ async def launch(target: Target) -> AsyncIterator[Launch]:
 def redis_server() -> Iterator[RedisServer]:
     """A real redis-server per cluster test module (skipped where none is installed)."""
     yield from running_redis()
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        "single",
+        *(pytest.param(kind, marks=pytest.mark.topology) for kind in KINDS if kind != "single"),
+    ],
+)
+def deployment(request: pytest.FixtureRequest) -> Topology:
+    """The Redis the module's nodes use: its own server (``single``), or the session's
+    TLS, Sentinel or Cluster deployment, emptied first."""
+    if request.param == "single":
+        return SingleTopology(request.getfixturevalue("redis_server"))
+    topology: Topology = request.getfixturevalue("redis_topologies").get(request.param)
+    heal = getattr(topology, "heal", None)
+    if heal is not None:
+        heal()
+    topology.flushall()
+    return topology

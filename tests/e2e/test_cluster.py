@@ -1,6 +1,7 @@
 """Three ``pusherd serve`` processes with ``driver = "redis"`` behave like one server.
 
-One redis-server, one webhook receiver and three nodes (A, B, C) are shared by the module;
+One Redis deployment (``deployment``: a redis-server of the module's own, then TLS,
+Sentinel and Redis Cluster), one webhook receiver and three nodes (A, B, C) are shared;
 each test uses channels and users of its own. Clients are raw WebSockets, the official
 ``pusher`` SDK for REST and, in one test, pusher-js. The failure cases (kill -9, Redis
 restart, SIGTERM) live in ``test_cluster_failures.py``.
@@ -16,19 +17,18 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 
 from tests.e2e.cluster import (
     APP,
     Client,
+    deployment_config,
     launch_js,
-    node_config,
     rest,
     start_nodes,
     stop_nodes,
 )
-from tests.redis_server import RedisServer
+from tests.redis_topology import Topology
 from tests.server_process import ServerProcess
 from tests.webhook_receiver import WebhookReceiver
 
@@ -48,12 +48,12 @@ async def receiver() -> AsyncIterator[WebhookReceiver]:
 
 
 @pytest.fixture(scope="module")
-def nodes(redis_server: RedisServer, receiver: WebhookReceiver) -> Iterator[list[ServerProcess]]:
+def nodes(deployment: Topology, receiver: WebhookReceiver) -> Iterator[list[ServerProcess]]:
     apps = [
         {**APP, "enable_client_messages": True, "webhooks": [{"url": receiver.url("/hook")}]},
         {**LIMITED, "max_connections": 2},
     ]
-    started = start_nodes(node_config(redis_server.url, f"node-{n}", apps) for n in "abc")
+    started = start_nodes(deployment_config(deployment, f"node-{n}", apps) for n in "abc")
     yield started
     stop_nodes(started)
 
@@ -293,7 +293,7 @@ async def test_cluster_webhooks_occupied_and_vacated_once_cluster_wide(
     nodes: list[ServerProcess],
     open_client: Open,
     receiver: WebhookReceiver,
-    redis_server: RedisServer,
+    deployment: Topology,
     uid: str,
 ) -> None:
     a, b, c = nodes
@@ -312,14 +312,14 @@ async def test_cluster_webhooks_occupied_and_vacated_once_cluster_wide(
     assert len(_hooks(receiver, channel, "channel_occupied")) == 1
     assert len(_hooks(receiver, channel, "channel_vacated")) == 1
     # no node keeps a Redis subscription for a channel it no longer serves
-    async with Redis.from_url(redis_server.url) as raw:
-        for _ in range(100):
-            [(_, listeners)] = await raw.pubsub_numsub(f"pusherd:{APP['id']}:{channel}")
-            if listeners == 0:
-                break
-            await asyncio.sleep(0.02)
-        else:
-            raise AssertionError(f"{listeners} nodes still subscribed to {channel}")
+    name = f"pusherd:{APP['id']}:{channel}"
+    for _ in range(100):
+        listeners = await asyncio.to_thread(deployment.listeners, name)
+        if listeners == 0:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError(f"{listeners} nodes still subscribed to {channel}")
 
 
 async def test_cluster_pusher_js_clients_on_two_nodes_share_presence_and_events(
@@ -351,15 +351,14 @@ async def test_cluster_pusher_js_clients_on_two_nodes_share_presence_and_events(
 
 
 async def test_cluster_node_keeps_its_redis_subscription_through_a_quick_resubscribe(
-    nodes: list[ServerProcess], open_client: Open, redis_server: RedisServer, uid: str
+    nodes: list[ServerProcess], open_client: Open, deployment: Topology, uid: str
 ) -> None:
     a = nodes[0]
     channel = f"reload-{uid}"
     name = f"pusherd:{APP['id']}:{channel}"
 
-    async def listeners(raw: Redis) -> int:
-        [(_, count)] = await raw.pubsub_numsub(name)
-        return int(count)
+    async def listeners() -> int:
+        return await asyncio.to_thread(deployment.listeners, name)
 
     async def vacated() -> None:
         with rest(a) as client:
@@ -370,23 +369,22 @@ async def test_cluster_node_keeps_its_redis_subscription_through_a_quick_resubsc
                 await asyncio.sleep(0.02)
         raise AssertionError(f"{channel} still occupied")
 
-    async with Redis.from_url(redis_server.url) as raw:
-        first = await open_client(a)
-        await first.subscribe(channel)
-        assert await listeners(raw) == 1
-        await first.close()
-        await vacated()
-        # a page reload: the channel is empty now, yet the node is still listening
-        assert await listeners(raw) == 1
-        second = await open_client(a)
-        await second.subscribe(channel)
-        await _trigger(nodes[1], channel, "after-reload", {"ok": True})
-        assert _data(await second.expect("after-reload", channel)) == {"ok": True}
-        await second.close()
-        await vacated()
-        for _ in range(200):  # bounded, 4 s: the delayed unsubscribe is 1 s
-            if await listeners(raw) == 0:
-                break
-            await asyncio.sleep(0.02)
-        else:
-            raise AssertionError(f"node still subscribed to {channel}")
+    first = await open_client(a)
+    await first.subscribe(channel)
+    assert await listeners() == 1
+    await first.close()
+    await vacated()
+    # a page reload: the channel is empty now, yet the node is still listening
+    assert await listeners() == 1
+    second = await open_client(a)
+    await second.subscribe(channel)
+    await _trigger(nodes[1], channel, "after-reload", {"ok": True})
+    assert _data(await second.expect("after-reload", channel)) == {"ok": True}
+    await second.close()
+    await vacated()
+    for _ in range(200):  # bounded, 4 s: the delayed unsubscribe is 1 s
+        if await listeners() == 0:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError(f"node still subscribed to {channel}")

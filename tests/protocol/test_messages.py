@@ -9,11 +9,14 @@ import pytest
 
 from pusherd.errors import PusherError
 from pusherd.protocol.messages import (
+    MAX_JSON_DEPTH,
     ClientMessage,
     data_object,
     encode_channel_event,
     encode_error,
     encode_event,
+    json_preview,
+    load_json,
     parse_client_message,
 )
 
@@ -179,3 +182,71 @@ def test_error_messages_for_any_other_error_are_one_pusher_error() -> None:
         "event": "pusher:error",
         "data": {"code": None, "message": "Unsupported event: x"},
     }
+
+
+# nesting -----------------------------------------------------------------------------
+def _nested(depth: int, kind: str = "object") -> str:
+    if kind == "object":
+        return '{"a":' * (depth - 1) + "{}" + "}" * (depth - 1)
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("kind", ["object", "array"])
+def test_load_json_accepts_exactly_the_depth_limit(kind: str) -> None:
+    value = load_json(_nested(MAX_JSON_DEPTH, kind))
+    for _ in range(MAX_JSON_DEPTH - 1):
+        value = value["a"] if kind == "object" else value[0]
+    assert value in ({}, [])
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 300, 1000, 1025, 100_000])
+@pytest.mark.parametrize("kind", ["object", "array"])
+def test_load_json_refuses_deeper_values_with_one_answer(depth: int, kind: str) -> None:
+    with pytest.raises(ValueError, match=rf"^nested deeper than {MAX_JSON_DEPTH} levels$"):
+        load_json(_nested(depth, kind))
+    with pytest.raises(ValueError, match=r"^nested deeper"):
+        load_json(_nested(depth, kind).encode())
+
+
+def test_load_json_counts_depth_not_brackets() -> None:
+    wide = "[" + ",".join(["[[1]]"] * 5000) + "]"
+    assert len(load_json(wide)) == 5000
+    strings = orjson.dumps({"s": "[" * 10_000, "t": ["{" * 10_000]})
+    assert load_json(strings)["s"] == "[" * 10_000
+
+
+def test_load_json_refuses_invalid_json() -> None:
+    with pytest.raises(ValueError, match=r"^not valid JSON$"):
+        load_json(b"{nope")
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH, 300, 1000, 100_000])
+def test_parse_client_message_refuses_deep_nesting_with_one_clean_error(depth: int) -> None:
+    raw = '{"event":"pusher:subscribe","data":{"channel":' + _nested(depth, "array") + "}}"
+    with pytest.raises(PusherError) as info:
+        parse_client_message(raw.encode())
+    assert info.value.code is None
+    assert info.value.message == f"Invalid message: JSON nested deeper than {MAX_JSON_DEPTH} levels"
+
+
+def test_data_object_refuses_deep_nesting_inside_string_data() -> None:
+    message = parse_client_message(
+        orjson.dumps({"event": "pusher:subscribe", "data": '{"channel":' + _nested(500) + "}"})
+    )
+    with pytest.raises(PusherError, match="nested deeper than"):
+        data_object(message)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("x" * 500, "x" * 200),
+        (None, "null"),
+        (True, "true"),
+        (12, "12"),
+        ([[[]]], "an array"),
+        ({"a": {"b": 1}}, "an object"),
+    ],
+)
+def test_json_preview_never_reprs_containers(value: object, shown: str) -> None:
+    assert json_preview(value) == shown

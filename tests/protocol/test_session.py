@@ -282,11 +282,41 @@ def test_session_unsubscribe() -> None:
     assert session.channels == {}
 
 
-@pytest.mark.parametrize("data", [{"channel": "never-joined"}, {"channel": 5}, {}])
-def test_session_unsubscribe_unknown_channel_does_nothing(data: Any) -> None:
+@pytest.mark.parametrize("channel", ["never-joined", "private-x", "#server-to-user-1"])
+def test_session_unsubscribe_well_formed_unknown_channel_does_nothing(channel: str) -> None:
     session = _session()
     _subscribe(session, "news")
-    assert session.handle(_msg("pusher:unsubscribe", data), 0.0) == []
+    assert session.handle(_msg("pusher:unsubscribe", {"channel": channel}), 0.0) == []
+    assert "news" in session.channels
+
+
+@pytest.mark.parametrize(
+    ("data", "names"),
+    [
+        (None, "'data' must be a JSON object"),
+        ("not json", "'data' must be a JSON object"),
+        ([1, 2], "'data' must be a JSON object"),
+        (7, "'data' must be a JSON object"),
+        ({}, "non-empty string"),
+        ({"channel": 5}, "non-empty string"),
+        ({"channel": ""}, "non-empty string"),
+        ({"channel": None}, "non-empty string"),
+        ({"channel": ["news"]}, "non-empty string"),
+        ({"channel": {"a": {"b": "news"}}}, "non-empty string"),
+        ({"channel": "x" * 201}, "longer than 200 characters"),
+        ({"channel": "bad channel!"}, "may only contain"),
+        ({"channel": "#reserved"}, "reserved"),
+    ],
+)
+def test_session_malformed_unsubscribe_is_refused_with_code_null(data: Any, names: str) -> None:
+    session = _session()
+    _subscribe(session, "news")
+    with pytest.raises(PusherError) as info:
+        session.handle(_msg("pusher:unsubscribe", data), 0.0)
+    assert type(info.value) is PusherError
+    assert info.value.code is None
+    assert info.value.message.startswith("Invalid pusher:unsubscribe: ")
+    assert names in info.value.message
     assert "news" in session.channels
 
 
@@ -527,6 +557,25 @@ def test_session_client_event_not_subscribed_hosted_message() -> None:
     )
 
 
+def test_session_client_event_named_only_client_dash_is_refused() -> None:
+    session = _session()
+    _subscribe_private(session, "private-chat")
+    with pytest.raises(ClientEventError) as info:
+        _client_event(session, "private-chat", {}, name="client-")
+    assert info.value.code is None
+    assert "a name after 'client-'" in info.value.message
+
+
+@pytest.mark.parametrize("channel", ["private-chat", "private-other", None])
+def test_session_client_event_without_data_is_refused(channel: str | None) -> None:
+    session = _session()
+    _subscribe_private(session, "private-chat")
+    with pytest.raises(ClientEventError) as info:
+        _client_event(session, channel, None, name="client-typing")
+    assert info.value.code is None
+    assert info.value.message == "Invalid client event client-typing: 'data' is required"
+
+
 def test_session_client_event_without_channel() -> None:
     with pytest.raises(ClientEventError):
         _client_event(_session(), None, {})
@@ -631,6 +680,69 @@ def test_session_presence_signed_in_fallback_enforces_user_id_length() -> None:
     with pytest.raises(SubscriptionError) as info:
         _subscribe(session, "presence-room", auth=_auth(f"{SOCKET_ID}:presence-room"))
     assert info.value.status == 400
+
+
+# hostile values ---------------------------------------------------------------------------
+def _deep(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    "channel", [_deep(60), [[["news"]]], list(range(100_000)), {"channel": "news"}, None]
+)
+def test_session_subscribe_with_container_channel_is_refused_without_a_channel(
+    channel: Any,
+) -> None:
+    with pytest.raises(SubscriptionError) as info:
+        _subscribe(_session(), channel)
+    assert info.value.channel == ""  # no repr of the value: only pusher:error goes out
+    assert info.value.status == 400
+    assert info.value.message == "Invalid channel: channel name must be a non-empty string"
+
+
+@pytest.mark.parametrize(("channel", "named"), [(42, "42"), (True, "true"), ("x" * 300, "x" * 200)])
+def test_session_subscribe_with_bad_scalar_channel_names_it(channel: Any, named: str) -> None:
+    with pytest.raises(SubscriptionError) as info:
+        _subscribe(_session(), channel)
+    assert info.value.channel == named
+    assert info.value.status == 400
+
+
+def test_session_presence_channel_data_nested_too_deep_is_refused() -> None:
+    channel_data = '{"user_id":"1","user_info":' + '{"a":' * 300 + "1" + "}" * 300 + "}"
+    with pytest.raises(SubscriptionError) as info:
+        _subscribe_presence(_session(), "presence-room", channel_data)
+    assert info.value.status == 400
+    assert "nested deeper than" in info.value.message
+
+
+def test_session_signin_user_info_nested_too_deep_is_refused() -> None:
+    user_data = '{"id":"1","user_info":' + "[" * 300 + "]" * 300 + "}"
+    session = _session()
+    with pytest.raises(PusherError) as info:
+        _signin(session, user_data)
+    assert "nested deeper than" in info.value.message
+    assert session.user_id is None
+
+
+@pytest.mark.parametrize("auth", [_deep(60), ["a"] * 10_000, 12, None])
+def test_session_subscribe_with_non_string_auth_is_refused(auth: Any) -> None:
+    with pytest.raises(SubscriptionError) as info:
+        _subscribe(_session(), "private-chat", auth=auth)
+    assert info.value.status == 401
+    assert info.value.message.endswith("but got ")
+
+
+def test_session_bad_signature_echo_of_a_huge_channel_data_is_cut() -> None:
+    channel_data = '{"user_id":"1","user_info":"' + "x" * 50_000 + '"}'
+    with pytest.raises(SubscriptionError) as info:
+        _subscribe(_session(), "presence-room", auth="app-key:0", channel_data=channel_data)
+    assert info.value.status == 401
+    assert f"of {SOCKET_ID}:presence-room:" + '{"user_id":"1"' in info.value.message
+    assert len(info.value.message) < 1200
 
 
 def test_session_distinct_users_counts_each_user_once_per_app() -> None:

@@ -394,3 +394,17 @@ def test_verify_request_rejects_another_apps_key_signed_with_this_secret() -> No
     with pytest.raises(ApiError) as info:
         _verify_sdk(request)
     assert info.value.status == 401
+
+
+@pytest.mark.parametrize("timestamp", ["99999999999999", "-99999999999999", "1" + "0" * 30])
+def test_verify_request_timestamp_outside_datetime_range_is_401(timestamp: str) -> None:
+    params = [
+        ("auth_key", KEY),
+        ("auth_timestamp", timestamp),
+        ("auth_version", "1.0"),
+        ("auth_signature", "0" * 64),
+    ]
+    with pytest.raises(ApiError) as info:
+        verify_request(KEY, SECRET, "GET", "/apps/12345/channels", params, b"", 1.7e9)
+    assert info.value.status == 401
+    assert info.value.message.startswith("Timestamp expired: Given timestamp (")

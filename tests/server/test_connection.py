@@ -148,6 +148,92 @@ async def test_connection_bad_messages_get_an_error_and_the_socket_stays_open(
         assert (await client.recv())["event"] == "pusher:pong"
 
 
+def _nested(depth: int, leaf: str = '"x"') -> str:
+    return '{"a":' * depth + leaf + "}" * depth
+
+
+def _raw(event: str, data: str | None = None, channel: str | None = None) -> str:
+    """A client frame with ``data`` given as raw JSON text (so it can nest deep)."""
+    fields = ['"event":' + json.dumps(event)]
+    if channel is not None:
+        fields.append('"channel":' + json.dumps(channel))
+    if data is not None:
+        fields.append('"data":' + data)
+    return "{" + ",".join(fields) + "}"
+
+
+_DEEP = "nested deeper than 64 levels"
+_SUB = "pusher:subscribe"
+_UNSUB = "pusher:unsubscribe"
+
+
+@pytest.mark.parametrize(
+    ("frame", "fragment"),
+    [
+        # item 2: any field nested deep (1006 without a word before)
+        (_raw(_SUB, '{"channel":' + _nested(1000) + "}"), _DEEP),
+        (_raw(_SUB, '{"channel":' + _nested(70) + "}"), _DEEP),
+        (_raw(_SUB, '{"channel":"private-a","auth":' + _nested(1000) + "}"), _DEEP),
+        (_raw(_SUB, '{"channel":"presence-a","channel_data":' + _nested(500) + "}"), _DEEP),
+        (_raw("client-x", _nested(300), "private-a"), _DEEP),
+        (_raw("pusher:signin", '{"auth":"app-key:0","user_data":' + _nested(800) + "}"), _DEEP),
+        (_raw(_SUB, json.dumps('{"channel":' + _nested(1000) + "}")), _DEEP),
+        (_raw(_SUB, '{"channel":[' + ",".join(["1"] * 20000) + "]}"), "non-empty string"),
+        # item 3: malformed unsubscribes and client events (ignored silently before)
+        (_raw(_UNSUB), "'data' must be a JSON object"),
+        (_raw(_UNSUB, "7"), "'data' must be a JSON object"),
+        (_raw(_UNSUB, "{}"), "non-empty string"),
+        (_raw(_UNSUB, '{"channel":5}'), "non-empty string"),
+        (_raw(_UNSUB, '{"channel":""}'), "non-empty string"),
+        (_raw(_UNSUB, '{"channel":"' + "x" * 201 + '"}'), "200 characters"),
+        (_raw(_UNSUB, '{"channel":"a b"}'), "may only contain"),
+        (_raw(_UNSUB, '{"channel":{"c":{"d":"e"}}}'), "non-empty string"),
+        (_raw(_UNSUB, '{"channel":' + _nested(1000) + "}"), _DEEP),
+        (_raw("client-x", None, "private-a"), "'data' is required"),
+        (_raw("client-", "{}", "private-a"), "a name after 'client-'"),
+    ],
+)
+async def test_connection_hostile_messages_get_an_error_and_the_socket_stays_open(
+    running: Running, frame: str, fragment: str
+) -> None:
+    async with Client.open(running.url()) as client:
+        await client.established()
+        await client.ws.send(frame)
+        message = await client.recv()
+        if message["event"] == "pusher:subscription_error":
+            message = await client.recv()
+        assert message["event"] == "pusher:error"
+        assert message["data"]["code"] in (None, 4009)
+        assert fragment in message["data"]["message"]
+        await client.send("pusher:ping")
+        assert (await client.recv())["event"] == "pusher:pong"
+
+
+async def test_connection_100000_deep_array_gets_the_same_answer_as_1000_deep() -> None:
+    answers = []
+    async with serve(make_config(max_message_size_kb=1024)) as running:
+        async with Client.open(running.url()) as client:
+            await client.established()
+            for depth in (1000, 100_000):
+                arrays = "[" * depth + "]" * depth
+                await client.ws.send(_raw(_SUB, '{"channel":' + arrays + "}"))
+                answers.append(await client.recv())
+            await client.send("pusher:ping")
+            assert (await client.recv())["event"] == "pusher:pong"
+    assert answers[0] == answers[1]
+    assert answers[0]["data"] == {"code": None, "message": f"Invalid message: JSON {_DEEP}"}
+
+
+async def test_connection_unsubscribe_from_channel_not_joined_stays_silent(
+    running: Running,
+) -> None:
+    async with Client.open(running.url()) as client:
+        await client.established()
+        await client.send("pusher:unsubscribe", {"channel": "never-joined"})
+        await client.send("pusher:ping")
+        assert (await client.recv())["event"] == "pusher:pong"
+
+
 async def test_connection_binary_frames_get_an_error_and_the_socket_stays_open(
     running: Running,
 ) -> None:
@@ -177,6 +263,7 @@ async def test_connection_subscribe_with_wrong_types_gets_subscription_error(
         await client.send("pusher:subscribe", {"channel": 42})
         first = await client.recv()
         assert first["event"] == "pusher:subscription_error"
+        assert first["channel"] == "42"
         assert first["data"]["status"] == 400
         assert (await client.recv())["event"] == "pusher:error"
         await client.send("pusher:subscribe", {"channel": "#secret"})

@@ -169,6 +169,14 @@ async def test_events_invalid_bodies_are_400(running: Running, body: Any) -> Non
     assert response.status_code == 400, response.text
 
 
+@pytest.mark.parametrize("depth", [100, 300, 2000])
+async def test_events_body_nested_too_deep_is_400(running: Running, depth: int) -> None:
+    raw = b'{"name":"e","channel":"c","data":' + b"[" * depth + b"]" * depth + b"}"
+    response = await call(running, "POST", "/apps/12345/events", raw)
+    assert response.status_code == 400, response.text
+    assert response.text == "Invalid JSON body: nested deeper than 64 levels\n"
+
+
 async def test_batch_events_delivers_all_and_reports_info(running: Running) -> None:
     async with Client.open(running.url()) as client:
         await client.established()
