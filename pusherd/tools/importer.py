@@ -109,11 +109,11 @@ _SOKETI_NO_EQUIVALENT = {
     "cors": "the REST API is called by backends, not browsers; pusherd sends no CORS headers",
     "database.mysql": "no SQL app manager: list apps in [[apps]]",
     "database.postgres": "no SQL app manager: list apps in [[apps]]",
-    "database.redis.keyPrefix": "pusherd's Redis keys have a fixed 'pusherd:' layout",
-    "database.redis.sentinels": "Redis Sentinel is not supported: point redis_url at the master",
-    "database.redis.sentinelPassword": "Redis Sentinel is not supported",
-    "database.redis.name": "Redis Sentinel is not supported",
-    "database.redis.clusterNodes": "Redis Cluster is not supported: use one Redis (or a proxy)",
+    "database.redis.keyPrefix": "empty: [scaling] prefix stays 'pusherd'",
+    "database.redis.sentinels": "no Sentinel listed, so it is not used",
+    "database.redis.name": "the Sentinel master name; no Sentinel listed, so it is not used",
+    "database.redis.sentinelPassword": "no Sentinel listed, so it is not used",
+    "database.redis.clusterNodes": "no Redis Cluster node listed, so it is not used",
     "databasePooling": "no SQL app manager, so no pool",
     "eventLimits.maxChannelsAtOnce": "fixed at 100 channels per event (Pusher's limit)",
     "eventLimits.maxNameLength": "fixed at 200 characters (Pusher's limit)",
@@ -221,6 +221,7 @@ def import_soketi(text: str, source: str = "config.json") -> str:
             "redis_url",
             f"redis://{auth}{host}:{redis['port'] or 6379}/{redis['db'] or 0}",
         )
+    _soketi_topology(flat, take, draft, redis)
     if present("metrics.enabled"):
         draft.set("metrics", "enabled", bool(take("metrics.enabled")))
     if present("metrics.port"):
@@ -276,6 +277,51 @@ def import_soketi(text: str, source: str = "config.json") -> str:
                 raise ConfigError(f"{source}: appManager.array.apps[{index}] must be an object")
             draft.apps.append(_soketi_app(raw, defaults, webhook_batch))
     return draft.render()
+
+
+def _address(node: Any) -> str | None:
+    """``host:port`` from soketi's ``{"host", "port"}`` objects or ``"host:port"`` strings."""
+    if isinstance(node, dict) and node.get("host"):
+        return f"{node['host']}:{node.get('port') or 6379}"
+    if isinstance(node, str) and node:
+        return node if ":" in node else f"{node}:6379"
+    return None
+
+
+def _soketi_topology(
+    flat: Mapping[str, Any],
+    take: Any,
+    draft: TomlDraft,
+    redis: Mapping[str, Any],
+) -> None:
+    """Key prefix, Sentinel and Redis Cluster settings of soketi's Redis connection."""
+    prefix = flat.get("database.redis.keyPrefix")
+    if isinstance(prefix, str) and prefix.strip(":"):
+        take("database.redis.keyPrefix")
+        draft.set("scaling", "prefix", prefix.strip(":"))
+    if draft.table("scaling").values.get("driver") != "redis":
+        return
+    sentinels = [a for a in map(_address, flat.get("database.redis.sentinels") or []) if a]
+    cluster = [a for a in map(_address, flat.get("database.redis.clusterNodes") or []) if a]
+    if sentinels:
+        for name in ("sentinels", "name", "sentinelPassword"):
+            take(f"database.redis.{name}")
+        draft.set("scaling", "driver", "redis-sentinel")
+        draft.set("scaling", "sentinels", sentinels)
+        draft.set("scaling", "sentinel_master", str(flat.get("database.redis.name") or "mymaster"))
+        if flat.get("database.redis.sentinelPassword"):
+            draft.set("scaling", "sentinel_password", str(flat["database.redis.sentinelPassword"]))
+    elif cluster or flat.get("adapter.redis.clusterMode") is True:
+        take("database.redis.clusterNodes")
+        take("adapter.redis.clusterMode")
+        draft.set("scaling", "driver", "redis-cluster")
+        if cluster:
+            auth = ""
+            if redis.get("password"):
+                user = quote(str(redis.get("username") or ""), safe="")
+                auth = f"{user}:{quote(str(redis['password']), safe='')}@"
+            draft.set("scaling", "redis_url", f"redis://{auth}{cluster[0]}/0")
+            draft.note("scaling", "the other Redis Cluster nodes are discovered from this one")
 
 
 _SECRET_WORDS = {"password", "secret", "sentinelPassword", "passphrase", "secretAccessKey"}

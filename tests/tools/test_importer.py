@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -38,6 +39,7 @@ def test_importer_soketi_every_key_group_maps_or_is_commented(tmp_path: Path) ->
     assert config.debug
     assert config.scaling.driver == "redis"
     assert config.scaling.redis_url == "redis://soketi:pa%20ss@redis.internal:6390/2"
+    assert config.scaling.prefix == "sk"
     assert config.webhooks.batch_window_ms == 80
     assert (config.metrics.port, config.metrics.prefix) == (9601, "soketi_")
     first, second = config.apps
@@ -66,7 +68,6 @@ def test_importer_soketi_every_key_group_maps_or_is_commented(tmp_path: Path) ->
         "cors.origin",
         "database.mysql",
         "database.postgres",
-        "database.redis.keyPrefix",
         "databasePooling",
         "eventLimits.maxBatchSize",
         "httpApi.acceptTraffic",
@@ -81,6 +82,33 @@ def test_importer_soketi_every_key_group_maps_or_is_commented(tmp_path: Path) ->
     ):
         assert any(group in line for line in comments), group
     assert "mysqlpw" not in text and '"pp"' not in text
+
+
+def test_importer_soketi_sentinel_and_cluster_connections(tmp_path: Path) -> None:
+    sentinel = {
+        "adapter": {"driver": "redis"},
+        "database": {
+            "redis": {
+                "sentinels": [{"host": "s1", "port": 26379}, {"host": "s2", "port": 26380}],
+                "name": "primary",
+                "sentinelPassword": "spw",
+                "password": "pw",
+            }
+        },
+    }
+    config = _load(import_soketi(json.dumps(sentinel)), tmp_path)
+    scaling = config.scaling  # type: ignore[attr-defined]
+    assert scaling.driver == "redis-sentinel"
+    assert scaling.sentinels == ("s1:26379", "s2:26380")
+    assert (scaling.sentinel_master, scaling.sentinel_password) == ("primary", "spw")
+    cluster = {
+        "adapter": {"driver": "redis", "redis": {"clusterMode": True}},
+        "database": {"redis": {"clusterNodes": ["10.0.0.1:7000", "10.0.0.2:7000"]}},
+    }
+    text = import_soketi(json.dumps(cluster))
+    scaling = _load(text, tmp_path).scaling  # type: ignore[attr-defined]
+    assert (scaling.driver, scaling.redis_url) == ("redis-cluster", "redis://10.0.0.1:7000/0")
+    assert "discovered from this one" in text
 
 
 def test_importer_soketi_other_drivers_and_no_apps(tmp_path: Path) -> None:
