@@ -32,12 +32,14 @@ from pusherd.types import AppId, AppKey
 __all__ = [
     "DEV_APP",
     "Config",
+    "ConsoleConfig",
     "MetricsConfig",
     "RedisTlsConfig",
     "ScalingConfig",
     "ServerConfig",
     "TlsConfig",
     "WebhookSettings",
+    "check_console_password",
     "load_config",
 ]
 
@@ -116,12 +118,28 @@ class MetricsConfig:
     prefix: str = "pusherd_"
 
 
+CONSOLE_MIN_PASSWORD = 12
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleConfig:
+    """The live debug console (``pusherd.console``), off by default."""
+
+    enabled: bool = False
+    password: str = field(default="", repr=False)
+    path: str = "/console"
+    # "main": on the server port (under path_prefix); "metrics": only on [metrics] port.
+    listen: str = "main"
+    session_hours: float = 12.0
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = ServerConfig()
     scaling: ScalingConfig = ScalingConfig()
     webhooks: WebhookSettings = WebhookSettings()
     metrics: MetricsConfig = MetricsConfig()
+    console: ConsoleConfig = ConsoleConfig()
     apps: tuple[App, ...] = (DEV_APP,)
     debug: bool = False
     log_format: str = "text"
@@ -444,6 +462,7 @@ def _parse(text: str, path: str) -> Config:
     metrics = MetricsConfig(**sections["metrics"])
     if not 0 <= metrics.port <= 65535:
         raise loc.error("metrics.port must be between 0 and 65535", "metrics", "port")
+    console = _build_console(sections["console"], metrics, loc)
     apps_raw = data.get("apps", None)
     if apps_raw is None:
         apps: tuple[App, ...] = (DEV_APP,)
@@ -471,6 +490,7 @@ def _parse(text: str, path: str) -> Config:
         scaling=scaling,
         webhooks=webhooks,
         metrics=metrics,
+        console=console,
         apps=apps,
         debug=debug,
         log_format=log_format,
@@ -529,6 +549,55 @@ def _scaling_problem(scaling: ScalingConfig) -> tuple[str, str] | None:
         if not scaling.sentinel_master:
             return 'driver = "redis-sentinel" needs scaling.sentinel_master', "sentinel_master"
     return None
+
+
+def _build_console(raw: dict[str, Any], metrics: MetricsConfig, loc: _Locator) -> ConsoleConfig:
+    console = ConsoleConfig(**raw)
+    path = console.path
+    if (
+        not path.startswith("/")
+        or path.endswith("/")
+        or not re.fullmatch(r"[A-Za-z0-9_/.\-]+", path)
+    ):
+        raise loc.error(
+            "console.path must start with '/', not end with '/', and use URL-safe characters",
+            "console",
+            "path",
+        )
+    if path.startswith(("/app/", "/apps", "/users")) or path in ("/up", "/ready", "/metrics"):
+        raise loc.error(f"console.path {path!r} collides with a pusherd route", "console", "path")
+    if console.listen not in {"main", "metrics"}:
+        raise loc.error(
+            f"console.listen must be 'main' or 'metrics' (got {console.listen!r})",
+            "console",
+            "listen",
+        )
+    if console.session_hours <= 0:
+        raise loc.error("console.session_hours must be > 0", "console", "session_hours")
+    if console.enabled and console.listen == "metrics" and not metrics.port:
+        raise loc.error(
+            'console.listen = "metrics" needs [metrics] port (and enabled = true)',
+            "console",
+            "listen",
+        )
+    if console.enabled and console.listen == "metrics" and not metrics.enabled:
+        raise loc.error(
+            'console.listen = "metrics" needs [metrics] enabled = true', "console", "listen"
+        )
+    return console
+
+
+def check_console_password(console: ConsoleConfig) -> None:
+    """Refuse an enabled console without a password of ``CONSOLE_MIN_PASSWORD`` characters.
+
+    Raises:
+        ConfigError: enabled with a missing or short password (file or environment).
+    """
+    if console.enabled and len(console.password) < CONSOLE_MIN_PASSWORD:
+        raise ConfigError(
+            "[console] enabled needs a password of at least "
+            f"{CONSOLE_MIN_PASSWORD} characters ([console] password or PUSHERD_CONSOLE_PASSWORD)"
+        )
 
 
 def _check_unique(apps: tuple[App, ...], loc: _Locator) -> None:
@@ -656,7 +725,11 @@ def _env_overrides(config: Config, environ: Mapping[str, str]) -> Config:
         or environ.get("PUSHERD_DEBUG", "") in _TRUTHY
         or environ.get("SOKETI_DEBUG", "") in _TRUTHY
     )
-    return replace(config, server=server, scaling=scaling, apps=apps, debug=debug)
+    console = config.console
+    password = environ.get("PUSHERD_CONSOLE_PASSWORD")
+    if password:
+        console = replace(console, password=password)
+    return replace(config, server=server, scaling=scaling, apps=apps, debug=debug, console=console)
 
 
 def load_config(
@@ -687,6 +760,10 @@ def load_config(
             raise ConfigError(f"{file}: not UTF-8 text") from None
         config = _parse(text, str(file))
     config = _env_overrides(config, env)
+    try:
+        check_console_password(config.console)
+    except ConfigError as exc:
+        raise ConfigError(f"{config.source or 'environment'}: {exc}") from None
     if not config.scaling.node_id:
         config = replace(config, scaling=replace(config.scaling, node_id=uuid.uuid4().hex[:12]))
     return config

@@ -291,6 +291,10 @@ class Metrics:
     def broker_error(self, op: str) -> None:
         self._add("broker_errors", (op,))
 
+    def read(self, name: str) -> dict[tuple[str, ...], float]:
+        """Return a copy of one plain-number family, labels -> value (the console's stats)."""
+        return dict(self._values.values[name])
+
     def render(self) -> bytes:
         """Return the Prometheus text exposition of every metric."""
         return generate_latest(self.registry)

@@ -11,6 +11,7 @@ debug console, history, tests). While nobody listens no record is built: the ver
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from pusherd.lifecycle import (
@@ -32,6 +33,7 @@ from pusherd.lifecycle import (
 )
 from pusherd.logs import InfoLine
 from pusherd.metrics import Metrics
+from pusherd.protocol.handshake import Request
 
 __all__ = ["Observer"]
 
@@ -50,22 +52,27 @@ class Observer:
 
     # sockets -------------------------------------------------------------------------
     def socket_opened(
-        self,
-        app_id: str,
-        socket_id: str,
-        origin: str | None = None,
-        query: dict[str, str] | None = None,
-        remote: str | None = None,
+        self, app_id: str, socket_id: str, request: Request, transport: asyncio.BaseTransport
     ) -> None:
         self.metrics.connection_opened(app_id)
         if _info.enabled:
             _info(f"connection opened: app {app_id} socket {socket_id}")
         lifecycle = self.lifecycle
         if lifecycle.active and lifecycle.wants(SocketOpened):
-            query = query or {}
+            query = request.query
+            # The address as the proxy reports it, else the peer's.
+            remote = request.forwarded_for
+            if remote is None:
+                peer = transport.get_extra_info("peername")
+                remote = str(peer[0]) if isinstance(peer, tuple) and peer else None
             lifecycle.emit(
                 SocketOpened(
-                    app_id, socket_id, origin, query.get("client"), query.get("version"), remote
+                    app_id,
+                    socket_id,
+                    request.origin,
+                    query.get("client"),
+                    query.get("version"),
+                    remote,
                 )
             )
 

@@ -183,3 +183,54 @@ def test_cli_version_names_python_and_uvloop(capsys: pytest.CaptureFixture[str])
     out = capsys.readouterr().out.strip()
     assert re.fullmatch(r"pusherd \d+\.\d+\.\d+\S* \(Python [\d.]+, uvloop [\d.]+\)", out), out
     assert platform.python_version() in out
+
+
+@pytest.mark.parametrize("password", ["", "short-pass"])
+def test_cli_check_config_refuses_an_enabled_console_without_a_long_password(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    password: str,
+) -> None:
+    monkeypatch.delenv("PUSHERD_CONSOLE_PASSWORD", raising=False)
+    path = tmp_path / "console.toml"
+    path.write_text(f'[console]\nenabled = true\npassword = "{password}"\n', encoding="utf-8")
+    assert main(["check-config", "--config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "console" in err and "12 characters" in err
+    if password:
+        assert password not in err
+
+
+def test_cli_check_config_takes_the_console_password_from_the_environment(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "console.toml"
+    path.write_text("[console]\nenabled = true\n", encoding="utf-8")
+    monkeypatch.setenv("PUSHERD_CONSOLE_PASSWORD", "a-long-enough-password")
+    assert main(["check-config", "--config", str(path)]) == 0
+    assert "a-long-enough" not in capsys.readouterr().out
+
+
+def test_cli_banner_names_the_console_address_when_enabled(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from dataclasses import replace
+
+    from pusherd.config import Config, ConsoleConfig, MetricsConfig
+    from pusherd.tools.serve import _banner
+
+    config = replace(Config(), console=ConsoleConfig(enabled=True, password="x" * 12))
+    _banner(config)
+    out = capsys.readouterr().out
+    assert "debug console http://127.0.0.1:8080/console/" in out
+    assert "x" * 12 not in out
+    hidden = replace(
+        config,
+        console=replace(config.console, listen="metrics"),
+        metrics=MetricsConfig(port=9100, host="10.0.0.5"),
+    )
+    _banner(hidden)
+    assert "debug console http://10.0.0.5:9100/console/" in capsys.readouterr().out
+    _banner(Config())
+    assert "console" not in capsys.readouterr().out

@@ -739,3 +739,43 @@ def test_config_env_redis_password_prefix_and_sentinels() -> None:
 def test_config_env_bad_redis_prefix() -> None:
     with pytest.raises(ConfigError, match="prefix"):
         load_config(None, environ={"PUSHERD_REDIS_PREFIX": "a:b"})
+
+
+def test_config_console_is_off_by_default_and_reads_its_table(tmp_path: Path) -> None:
+    from pusherd.config import ConsoleConfig
+
+    assert load_config(environ={}).console == ConsoleConfig()
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[metrics]\nport = 9100\n[console]\nenabled = true\npassword = "twelve-chars"\n'
+        'path = "/debug"\nlisten = "metrics"\nsession_hours = 2\n',
+        encoding="utf-8",
+    )
+    console = load_config(path, environ={}).console
+    assert (console.enabled, console.path, console.listen, console.session_hours) == (
+        True,
+        "/debug",
+        "metrics",
+        2,
+    )
+    assert "twelve-chars" not in repr(console)
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ('path = "console"', "console.path"),
+        ('path = "/apps"', "collides"),
+        ('listen = "both"', "console.listen"),
+        ("session_hours = 0", "session_hours"),
+        ('enabled = true\npassword = "twelve-chars"\nlisten = "metrics"', "[metrics] port"),
+    ],
+)
+def test_config_console_rejects_bad_values_with_the_line(
+    tmp_path: Path, table: str, problem: str
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f"[console]\n{table}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    assert problem in str(info.value) and f"{path}:" in str(info.value)

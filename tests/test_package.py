@@ -1,7 +1,8 @@
 """The wheel is a working install: built with ``python -m build``, installed into a fresh
 venv, it answers ``--version``, checks ``config.example.toml`` and serves a WebSocket.
 
-A package-data entry missing from ``pyproject.toml`` (the Lua scripts, ``py.typed``) fails
+A package-data entry missing from ``pyproject.toml`` (the Lua scripts, the console's static
+files, ``py.typed``) fails
 here, not on a user's machine. The fresh venv gets the wheel itself (``pip install
 --no-deps``); its third-party dependencies are borrowed from the development venv through a
 ``.pth`` line, so the check needs no network. ``pusherd`` is asserted to be imported from
@@ -74,6 +75,10 @@ def test_package_sdist_and_wheel_hold_lua_and_py_typed(dist: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "pusherd/py.typed" in names
     assert sorted(n.rsplit("/", 1)[1] for n in names if n.endswith(".lua")) == lua
+    static = sorted(p.name for p in (REPO_ROOT / "pusherd" / "console" / "static").iterdir())
+    assert static
+    shipped = sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("pusherd/console/static/"))
+    assert shipped == static
     assert not [n for n in names if n.startswith("tests/")]
     (sdist,) = dist.glob("pusherd-*.tar.gz")
     with tarfile.open(sdist) as archive:
@@ -93,10 +98,12 @@ def test_package_installed_wheel_runs_from_fresh_venv(fresh: Path, tmp_path: Pat
         "-c",
         "from importlib.resources import files; "
         "print(len(list((files('pusherd.brokers') / 'lua').iterdir())), "
-        "(files('pusherd') / 'py.typed').is_file())",
+        "(files('pusherd') / 'py.typed').is_file(), "
+        "(files('pusherd.console') / 'static' / 'index.html').is_file())",
         cwd=tmp_path,
     ).split()
-    assert scripts == [str(len(list((REPO_ROOT / "pusherd/brokers/lua").glob("*.lua")))), "True"]
+    lua = len(list((REPO_ROOT / "pusherd/brokers/lua").glob("*.lua")))
+    assert scripts == [str(lua), "True", "True"]
     version = _run(fresh / "pusherd", "--version", cwd=tmp_path)
     assert version.startswith("pusherd ") and "Python" in version and "uvloop" in version
     checked = _run(

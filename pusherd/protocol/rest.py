@@ -52,6 +52,8 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"/apps/([^/]+)/channels"), "channels"),
     ("GET", re.compile(r"/apps/([^/]+)/channels/([^/]+)"), "channel"),
     ("GET", re.compile(r"/apps/([^/]+)/channels/([^/]+)/users"), "users"),
+    # Reverb Pulse's connections card polls this one (an extension of the Pusher API).
+    ("GET", re.compile(r"/apps/([^/]+)/connections"), "connections"),
     ("POST", re.compile(r"/apps/([^/]+)/users/([^/]+)/terminate_connections"), "terminate"),
     # The Python SDK posts this one without the /apps/{id} prefix; the app comes from auth_key.
     ("POST", re.compile(r"/users/([^/]+)/terminate_connections"), "terminate_by_key"),

@@ -25,6 +25,7 @@ from pusherd.apps.static import StaticAppRegistry
 from pusherd.brokers import broker_for
 from pusherd.brokers.base import Broker
 from pusherd.config import Config
+from pusherd.console.runtime import ConsoleRuntime
 from pusherd.lifecycle import Lifecycle
 from pusherd.metrics import Metrics
 from pusherd.observer import Observer
@@ -63,6 +64,7 @@ class Parts:
     node: Node
     clock: Callable[[], float]
     metrics_listener: MetricsListener | None
+    console: ConsoleRuntime | None
 
 
 def build(
@@ -80,7 +82,7 @@ def build(
     if broker is None:
         broker = broker_for(scaling, metrics)
     apps = StaticAppRegistry(config.apps)
-    webhooks = WebhookSender(config.webhooks, metrics)
+    webhooks = WebhookSender(config.webhooks, metrics, lifecycle=lifecycle)
     tasks = Tasks(eager=broker.never_waits)
     hub = Hub(metrics, broker, tasks.spawn)
     membership = Membership(
@@ -99,7 +101,20 @@ def build(
         max_message_size=server.max_message_size_kb * 1024,
         max_buffer=server.max_write_buffer_kb * 1024,
     )
-    rest = RestApi(server, apps, broker, metrics, observer)
+    shared = ConsoleRuntime.shared(config, metrics, apps)
+    rest = RestApi(
+        server,
+        apps,
+        broker,
+        metrics,
+        observer,
+        connections=shared[1].connections if shared else None,
+    )
+    console = None
+    if shared is not None:
+        console = ConsoleRuntime.build(
+            config, shared, lifecycle=lifecycle, apps=apps, broker=broker, rest=rest.handle
+        )
     metrics_config = config.metrics
     listener = None
     readiness = Readiness(broker, sockets)
@@ -117,7 +132,9 @@ def build(
     upgrades = Upgrades(sockets, services)
     rest_services = RestServices(rest, probes, upgrades, server.path_prefix, broker.never_waits)
     door = FrontDoor(upgrades, rest_services, rest_starts)
-    node = Node(broker, webhooks, sockets, hub, membership, tasks, readiness, clock, listener)
+    node = Node(
+        broker, webhooks, sockets, hub, membership, tasks, readiness, clock, listener, console
+    )
     return Parts(
         config=config,
         apps=apps,
@@ -133,6 +150,7 @@ def build(
         node=node,
         clock=clock,
         metrics_listener=listener,
+        console=console,
     )
 
 
@@ -175,6 +193,8 @@ def create_app(config: Config, parts: Parts | None = None) -> PusherdApp:
     if prefix:
         routes += [Route(path, probes.route(path)) for path in probe_paths]
     routes += [Mount(prefix + "/apps", app=rest), Mount(prefix + "/users", app=rest)]
+    if parts.console is not None:
+        routes += parts.console.routes()
     starlette = Starlette(routes=routes, lifespan=lifespan)
     starlette.state.parts = parts
     return PusherdApp(starlette, rest, prefix)

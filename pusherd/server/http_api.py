@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from collections.abc import Set as AbstractSet
 from typing import Any
 
@@ -58,7 +58,9 @@ class RestApi:
         observer: Observer,
         wall_clock: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
+        connections: Callable[[str], Awaitable[int]] | None = None,
     ) -> None:
+        """``connections``: an app's open connections, cluster-wide (default: this node's)."""
         self.apps = apps
         self.broker = broker
         self.metrics = metrics
@@ -70,6 +72,7 @@ class RestApi:
         self.max_body = server.max_http_body_kb * 1024
         self.request_timeout = server.http_request_timeout
         self._buckets: dict[str, TokenBucket] = {}
+        self._count_connections = connections or self._local_connections
 
     def too_large(self) -> ApiError:
         return ApiError(f"Request body larger than {self.max_body // 1024} KB", 413)
@@ -214,6 +217,14 @@ class RestApi:
         return {}
 
     _terminate_by_key = _terminate
+
+    async def _connections(
+        self, app: App, groups: tuple[str, ...], params: Any, body: bytes
+    ) -> Any:
+        return {"connections": await self._count_connections(app.id)}
+
+    async def _local_connections(self, app_id: str) -> int:
+        return int(self.metrics.read("connected").get((app_id,), 0))
 
     # helpers -----------------------------------------------------------------------
     async def _publish(self, app: App, event: rest.Event) -> None:

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from pusherd.protocol.http import response
 from pusherd.server.probes import Probes
 
-__all__ = ["MetricsListener"]
+__all__ = ["Handler", "MetricsListener"]
+
+#: Serves one request on the metrics port: (reader, writer, the request head).
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, bytes], Awaitable[None]]
 
 logger = logging.getLogger("pusherd.metrics")
 
@@ -25,6 +29,11 @@ class MetricsListener:
         self.host = host
         self.port = port
         self._server: asyncio.Server | None = None
+        self._mounts: list[tuple[bytes, Handler]] = []
+
+    def mount(self, prefix: str, handler: Handler) -> None:
+        """Hand requests for ``prefix`` and below to ``handler`` (the console)."""
+        self._mounts.append((prefix.encode(), handler))
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, self.host, self.port)
@@ -41,6 +50,9 @@ class MetricsListener:
             async with asyncio.timeout(10):
                 head = await reader.readuntil(b"\r\n\r\n")
             target = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
+            for prefix, handler in self._mounts:
+                if target == prefix or target.startswith((prefix + b"/", prefix + b"?")):
+                    return await handler(reader, writer, head)
             path = "/metrics" if target.split(b"?")[0] == b"/metrics" else "/"
             answer = self.probes.answer(path) if head.startswith(b"GET ") else None
             status, body, kind = answer or (404, b"Not found\n", b"text/plain")

@@ -1,8 +1,9 @@
 """``Node``: one pusherd process's lifecycle, in order.
 
 Start: the broker (delivering into the local sockets), webhooks, the metrics port, the
-idle sweep. Stop, in uvicorn's ``Server.shutdown`` order: stop admitting and close every
-socket with 4200, let in-flight work finish, flush webhooks, leave the cluster.
+console, the idle sweep. Stop, in uvicorn's ``Server.shutdown`` order: the console's
+streams, then stop admitting and close every socket with 4200, let in-flight work finish,
+flush webhooks, leave the cluster.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 from collections.abc import Callable
 
 from pusherd.brokers.base import Broker
+from pusherd.console.runtime import ConsoleRuntime
 from pusherd.errors import BrokerError
 from pusherd.logs import flush_logs
 from pusherd.server.eager import Tasks
@@ -63,6 +65,7 @@ class Node:
         readiness: Readiness,
         clock: Callable[[], float],
         metrics_listener: MetricsListener | None = None,
+        console: ConsoleRuntime | None = None,
     ) -> None:
         self._broker = broker
         self._webhooks = webhooks
@@ -72,6 +75,7 @@ class Node:
         self._tasks = tasks
         self._clock = clock
         self._metrics_listener = metrics_listener
+        self._console = console
         self._sweeper: asyncio.Task[None] | None = None
         self.readiness = readiness
 
@@ -83,11 +87,15 @@ class Node:
         await self._webhooks.start()
         if self._metrics_listener is not None:
             await self._metrics_listener.start()
+        if self._console is not None:
+            await self._console.start(self._metrics_listener)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
         self.readiness.started = True
 
     async def stop(self, grace: float) -> None:
         """Close sockets with 4200, flush webhooks, leave the cluster (in that order)."""
+        if self._console is not None:
+            await self._console.stop()
         self._sockets.shutdown()
         if self._sweeper is not None:
             self._sweeper.cancel()

@@ -83,9 +83,7 @@ class Sockets:
         """Count ``conn`` and greet it (after a cluster-wide count for limited apps)."""
         app = conn.app
         self.connections.add(conn)
-        self._observer.socket_opened(
-            app.id, conn.socket_id, request.origin, request.query, request.forwarded_for
-        )
+        self._observer.socket_opened(app.id, conn.socket_id, request, conn.transport)
         if app.max_connections:
             self._spawn(self._count(conn, app))
         else:

@@ -52,6 +52,14 @@ def _banner(config: Config) -> None:
         lines.append(
             f"    websocket {ws}://{base}/app/{app.key}  rest {scheme}://{base}/apps/{app.id}"
         )
+    console = config.console
+    if console.enabled:
+        if console.listen == "metrics":
+            host = config.metrics.host or server.host
+            where = f"http://{host}:{config.metrics.port}{console.path}/"
+        else:
+            where = f"{scheme}://{base}{console.path}/"
+        lines.append(f"  debug console {where}")
     print("\n".join(lines), flush=True)
 
 

@@ -20,6 +20,7 @@ import httpx
 from pusherd import __version__
 from pusherd.apps.base import App, WebhookTarget
 from pusherd.config import WebhookSettings
+from pusherd.lifecycle import Lifecycle, WebhookAttempt
 from pusherd.metrics import Metrics
 from pusherd.webhooks.queue import Item, SlotState, TargetQueue, describe_target
 from pusherd.webhooks.request import build_request
@@ -44,6 +45,7 @@ class WebhookSender:
         client: a shared ``httpx.AsyncClient``; one is created (and closed) if omitted.
         backoff_base: first retry delay in seconds; doubles per attempt.
         backoff_cap: largest retry delay in seconds.
+        lifecycle: told about every POST attempt (``WebhookAttempt``) when someone listens.
     """
 
     def __init__(
@@ -55,7 +57,9 @@ class WebhookSender:
         client: httpx.AsyncClient | None = None,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
+        lifecycle: Lifecycle | None = None,
     ) -> None:
+        self._lifecycle = lifecycle or Lifecycle()
         self._settings = settings
         self._metrics = metrics
         self._clock = clock
@@ -325,7 +329,10 @@ class WebhookSender:
         first = loop.time()
         attempt = 0
         while True:
-            problem = await self._post(queue, body, headers)
+            started = loop.time()
+            problem, status = await self._post(queue, body, headers)
+            if self._lifecycle.wants(WebhookAttempt):
+                self._report(queue, items, status, loop.time() - started, attempt, problem, first)
             if problem is None:
                 if queue.failing:
                     queue.failing = False
@@ -373,16 +380,39 @@ class WebhookSender:
             if self._metrics is not None:
                 self._metrics.webhook_retried(queue.app.id)
 
-    async def _post(self, queue: TargetQueue, body: bytes, headers: dict[str, str]) -> str | None:
-        """POST once; return ``None`` on 2xx, else a short log-safe reason."""
+    async def _post(
+        self, queue: TargetQueue, body: bytes, headers: dict[str, str]
+    ) -> tuple[str | None, int | None]:
+        """POST once; return (``None`` on 2xx, else a short log-safe reason; the status)."""
         assert self._client is not None
         try:
             response = await self._client.post(queue.target.url, content=body, headers=headers)
         except Exception as exc:  # httpx.HTTPError, but a bad URL must not kill the worker either
-            return type(exc).__name__
+            return type(exc).__name__, None
         if 200 <= response.status_code < 300:
-            return None
-        return f"HTTP {response.status_code}"
+            return None, response.status_code
+        return f"HTTP {response.status_code}", response.status_code
+
+    def _report(
+        self,
+        queue: TargetQueue,
+        items: list[Item],
+        status: int | None,
+        seconds: float,
+        attempt: int,
+        problem: str | None,
+        first: float,
+    ) -> None:
+        if problem is None:
+            outcome = "sent"
+        elif asyncio.get_running_loop().time() - first >= self._settings.retry_for:
+            outcome = "failed"
+        else:
+            outcome = "retry"
+        names = tuple(str(item.event.get("name", "")) for item in items)
+        self._lifecycle.emit(
+            WebhookAttempt(queue.app.id, queue.where, names, status, seconds, attempt + 1, outcome)
+        )
 
     # metrics ---------------------------------------------------------------------
     def _count_sent(self, app: App, seconds: float) -> None:

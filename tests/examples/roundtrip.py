@@ -11,10 +11,19 @@ import json
 import subprocess
 from typing import Any
 
+import httpx
 import pusher
 from websockets.asyncio.client import ClientConnection, connect
 
-__all__ = ["WAIT", "assert_roundtrip", "next_event", "sdk", "stop"]
+__all__ = [
+    "CONSOLE",
+    "WAIT",
+    "assert_console_stream",
+    "assert_roundtrip",
+    "next_event",
+    "sdk",
+    "stop",
+]
 
 WAIT = 10.0
 
@@ -53,6 +62,40 @@ async def assert_roundtrip(port: int, channel: str) -> None:
         assert json.loads(event["data"]) == {"via": "proxy"}
         info = await asyncio.to_thread(client.channels_info)
         assert channel in info["channels"]
+
+
+CONSOLE = {"console": {"enabled": True, "password": "console-through-a-proxy"}}
+
+
+async def assert_console_stream(port: int) -> None:
+    """Log in to the console through the proxy on ``port``; its live log must stream."""
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base, timeout=WAIT) as http:
+        page = await http.get("/console/")
+        assert page.status_code == 303, (page.status_code, page.text[:300])
+        password = CONSOLE["console"]["password"]
+        login = await http.post("/console/login", data={"password": password})
+        assert login.status_code == 303, login.text
+        assert (await http.get("/console/")).status_code == 200
+        async with http.stream("GET", "/console/api/apps/12345/stream?rate=100") as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            lines = response.aiter_lines()
+            client = sdk(port)
+            async with asyncio.timeout(WAIT):
+                # The first trigger may come before the relay listens: trigger until seen.
+                trigger = asyncio.create_task(_trigger_until_cancelled(client))
+                try:
+                    async for line in lines:
+                        if line.startswith("data: ") and '"console-via-proxy"' in line:
+                            break
+                finally:
+                    trigger.cancel()
+
+
+async def _trigger_until_cancelled(client: pusher.Pusher) -> None:
+    for _ in range(50):
+        await asyncio.to_thread(client.trigger, "proxied", "console-via-proxy", {})
+        await asyncio.sleep(0.2)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -27,7 +27,15 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.examples.roundtrip import WAIT, assert_roundtrip, next_event, sdk, stop
+from tests.examples.roundtrip import (
+    CONSOLE,
+    WAIT,
+    assert_console_stream,
+    assert_roundtrip,
+    next_event,
+    sdk,
+    stop,
+)
 from tests.server_process import ServerProcess, free_port
 
 __all__: list[str] = []
@@ -114,7 +122,7 @@ class Caddy:
 
 @pytest.fixture(scope="module")
 def pusherd() -> Iterator[ServerProcess]:
-    with ServerProcess() as server:
+    with ServerProcess(CONSOLE) as server:
         yield server
 
 
@@ -228,3 +236,7 @@ async def test_caddy_passes_the_drain_close_code_through(tmp_path: Path) -> None
                 assert ws.close_code == 4200, server.describe(f"close code {ws.close_code}")
         finally:
             proxy.stop()
+
+
+async def test_caddy_streams_the_console_live_log(caddy: Caddy) -> None:
+    await assert_console_stream(caddy.port)

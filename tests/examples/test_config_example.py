@@ -10,6 +10,7 @@ from pusherd import config as config_module
 from pusherd.apps.base import App, WebhookTarget
 from pusherd.config import (
     Config,
+    ConsoleConfig,
     MetricsConfig,
     ScalingConfig,
     ServerConfig,
@@ -60,6 +61,7 @@ def test_config_example_mentions_every_dataclass_field() -> None:
         ScalingConfig,
         WebhookSettings,
         MetricsConfig,
+        ConsoleConfig,
         App,
         WebhookTarget,
     )
@@ -89,6 +91,7 @@ def test_config_example_values_are_the_defaults() -> None:
     assert config.scaling == dataclasses.replace(defaults.scaling, node_id=config.scaling.node_id)
     assert config.webhooks == defaults.webhooks
     assert config.metrics == defaults.metrics
+    assert config.console == defaults.console
     assert config.debug == defaults.debug
     assert config.log_format == defaults.log_format
     assert config.apps == defaults.apps

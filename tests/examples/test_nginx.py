@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.examples.roundtrip import assert_roundtrip, stop
+from tests.examples.roundtrip import CONSOLE, assert_console_stream, assert_roundtrip, stop
 from tests.server_process import ServerProcess, free_port
 
 __all__: list[str] = []
@@ -41,7 +41,8 @@ def _derive(text: str, listen_port: int, upstream_port: int, workdir: Path) -> s
     }
     for old, new in replacements.items():
         assert old in text, f"examples/nginx.conf no longer has {old!r}; update the test"
-        text = text.replace(old, new, 1)
+        # Every upstream (REST/WebSocket and console) points at the test's pusherd.
+        text = text.replace(old, new, -1 if old.startswith("server ") else 1)
     return text
 
 
@@ -62,7 +63,7 @@ def _get(port: int, path: str) -> int | None:
 def nginx_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     assert NGINX is not None
     workdir = tmp_path_factory.mktemp("nginx")
-    with ServerProcess() as pusherd:
+    with ServerProcess(CONSOLE) as pusherd:
         port = free_port()
         config = workdir / "nginx.conf"
         config.write_text(_derive(EXAMPLE.read_text(), port, pusherd.port, workdir))
@@ -101,3 +102,7 @@ def test_nginx_routes_health_and_refuses_other_paths(nginx_port: int) -> None:
 
 async def test_nginx_websocket_subscriber_receives_rest_trigger(nginx_port: int) -> None:
     await assert_roundtrip(nginx_port, "nginx")
+
+
+async def test_nginx_streams_the_console_live_log(nginx_port: int) -> None:
+    await assert_console_stream(nginx_port)
