@@ -86,19 +86,18 @@ def main(argv: list[str] | None = None) -> int:
                     process.wait(5)
         keys = [f"{BASE}:{kind}:app:presence-room" for kind in ("pu", "pc", "ps")]
         items = f"{BASE}:items:node-a"
-        online = f"{BASE}:on:app"  # the app's online-users refcounts (users_online)
         scripts = {
             "subscribe count (add_subscriber.lua)": [
                 "EVALSHA", sha["add_subscriber"], "3", f"{BASE}:s:app:room", f"{BASE}:chs:app",
                 items, "s__rand_int__", "node-a", "room", "s\napp\nroom\n__rand_int__",
             ],
             "presence join (join_presence.lua)": [
-                "EVALSHA", sha["join_presence"], "5", *keys, items, online, "s__rand_int__",
+                "EVALSHA", sha["join_presence"], "4", *keys, items, "s__rand_int__",
                 "u__rand_int__", '{"user_id":"u","user_info":{"name":"a user"}}', "0",
                 "p\napp\npresence-room\ns__rand_int__",
             ],
             "presence leave (leave_presence.lua)": [
-                "EVALSHA", sha["leave_presence"], "5", *keys, items, online, "s__rand_int__",
+                "EVALSHA", sha["leave_presence"], "4", *keys, items, "s__rand_int__",
                 "p\napp\npresence-room\ns__rand_int__",
             ],
         }  # fmt: skip

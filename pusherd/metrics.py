@@ -85,26 +85,21 @@ class _SizeHistogram(Collector):
 
 
 class _UsersOnline(Collector):
-    """``users_online{app_id}``: the broker's cluster-wide count when it keeps one, else
-    this node's own, asked of its source on scrape (0 for apps seen before)."""
+    """``users_online{app_id}``: this node's count, asked of its source on scrape (0 for
+    apps seen before)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.source: Callable[[], Mapping[str, int]] | None = None
-        self.cluster: Mapping[str, int] | None = None
         self.seen: set[str] = set()
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             self.name,
-            "Distinct users online (signed in or in a presence channel): cluster-wide with "
-            "the redis driver (the same on every node), else on this node",
+            "Distinct users online (signed in or in a presence channel) on this node",
             labels=("app_id",),
         )
-        if self.cluster is not None:
-            counts = dict(self.cluster)
-        else:
-            counts = dict(self.source()) if self.source is not None else {}
+        counts = dict(self.source()) if self.source is not None else {}
         self.seen.update(counts)
         for app_id in sorted(self.seen):
             family.add_metric([app_id], counts.get(app_id, 0))
@@ -221,10 +216,6 @@ class Metrics:
     def count_users_with(self, source: Callable[[], Mapping[str, int]]) -> None:
         """Use ``source()`` (app id -> distinct users online) for ``users_online`` on scrape."""
         self._users.source = source
-
-    def users_counted(self, counts: Mapping[str, int]) -> None:
-        """The broker counted distinct users cluster-wide; they replace the node's count."""
-        self._users.cluster = dict(counts)
 
     def slow_consumer(self, app_id: str) -> None:
         self._add("slow_consumer_disconnects", (app_id,))

@@ -118,7 +118,6 @@ class RedisBroker:
             self._client, self.node_id, _ms(node_timeout), self.keys, self.target.node_client
         )
         self._mirror = Mirror()
-        self._user_apps: set[str] = set()  # apps whose users_online this node reports
         self._reaped: ReapedFn | None = None
         idle = max(node_timeout, 3 * heartbeat_interval)
         self._pubsub: RedisPubSub | ShardedPubSub
@@ -425,29 +424,6 @@ class RedisBroker:
         ):
             for app, kind, channel, user in await self._scripts.reap():
                 self._report(Reaped(app, kind, channel, user))
-        await self._count_users()
-
-    async def _count_users(self) -> None:
-        """Give the metrics the cluster-wide distinct users of every app seen here.
-
-        Only a gauge depends on it: a failure or a slow answer keeps the last counts and
-        never marks the heartbeat (or the node's readiness) failed.
-        """
-        if self._metrics is None:
-            return
-        mirror = self._mirror
-        self._user_apps.update(app for app, _, _ in mirror.presence)
-        self._user_apps.update(app for app, _, _ in mirror.users)
-        if not self._user_apps:
-            return
-        try:
-            # bounded: a slow Redis must not hold up the next heartbeat
-            async with asyncio.timeout(self._interval / 2):
-                counts = await self._scripts.users_online(sorted(self._user_apps))
-        except _FAILURES as exc:
-            logger.debug("users_online count skipped: %s", type(exc).__name__)
-            return
-        self._metrics.users_counted(counts)
 
     def _report(self, event: Reaped) -> None:
         logger.info("reaped %s on %s of app %s", event.kind, event.channel, event.app_id)

@@ -17,8 +17,6 @@ contain ``:`` (Pusher protocol, "Channel naming") and prefixes cannot either, so
     pusherd:ps:{app}:{channel}    hash socket -> user        presence sockets
     pusherd:c:{app}               hash socket -> node        connections of an app
     pusherd:u:{app}:{user}        hash socket -> node        signed-in sockets of a user
-    pusherd:on:{app}              hash user -> refs          users online: 1 if signed in, +1
-                                                             per presence channel joined
     pusherd:cache:{app}:{channel} string with a TTL          last event of a cache channel
     pusherd:mark:{app}:{key}      string with a TTL          marks (``claim``/``release``)
     pusherd:items:{node}          set of items               what a node added (for reaping)
@@ -214,8 +212,7 @@ class NodeScripts:
         return gone
 
     def _presence_keys(self, app: str, channel: str) -> list[str]:
-        keys = [self.keys.key(kind, app, channel) for kind in ("pu", "pc", "ps")]
-        return [*keys, self._items, self.keys.key("on", app)]
+        return [*(self.keys.key(kind, app, channel) for kind in ("pu", "pc", "ps")), self._items]
 
     # users --------------------------------------------------------------------------
     def _add_connection(self, app: str, socket: str, limit: int) -> _Call:
@@ -232,16 +229,15 @@ class NodeScripts:
             await pipe.execute()
 
     def _sign_in(self, app: str, user: str, socket: str) -> _Call:
-        keys = [self.keys.key("u", app, user), self._items, self.keys.key("on", app)]
-        return "sign_in", keys, [socket, self._node, _item("u", app, socket, user), user]
+        keys = [self.keys.key("u", app, user), self._items]
+        return "sign_in", keys, [socket, self._node, _item("u", app, socket, user)]
 
     async def sign_in(self, app: str, user: str, socket: str) -> bool:
         return bool(await self._run(self._sign_in(app, user, socket)))
 
     async def sign_out(self, app: str, user: str, socket: str) -> bool:
-        keys = [self.keys.key("u", app, user), self._items, self.keys.key("on", app)]
-        args = [socket, _item("u", app, socket, user), user]
-        return bool(await self._run(("sign_out", keys, args)))
+        keys = [self.keys.key("u", app, user), self._items]
+        return bool(await self._run(("sign_out", keys, [socket, _item("u", app, socket, user)])))
 
     async def channel_stats(self, app: str, channel: str) -> tuple[int, int]:
         """Return (subscription count, presence user count)."""
@@ -267,14 +263,6 @@ class NodeScripts:
                 pipe.exists(self.keys.key("u", app, user))
             found = await pipe.execute()
         return {user for user, exists in zip(users, found, strict=True) if exists}
-
-    async def users_online(self, apps: list[str]) -> dict[str, int]:
-        """Distinct users signed in or in a presence channel, cluster-wide, per app."""
-        async with self._client.pipeline(transaction=False) as pipe:
-            for app in apps:
-                pipe.hlen(self.keys.key("on", app))
-            counts = await pipe.execute()
-        return {app: int(count) for app, count in zip(apps, counts, strict=True)}
 
     # nodes --------------------------------------------------------------------------
     def _heartbeat(self) -> _Call:

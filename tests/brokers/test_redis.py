@@ -419,26 +419,3 @@ async def test_redis_prefixes_keep_two_deployments_apart_on_one_server(redis_url
 
             await eventually(only_blue_listens)
         assert len(blue_inbox.envelopes) == 1 and green_inbox.reaped == []
-
-
-async def test_redis_users_online_metric_is_cluster_wide_on_every_node(
-    make_node: MakeNode,
-) -> None:
-    metrics_a, metrics_b = Metrics(), Metrics()
-    a, _ = await make_node("a", metrics=metrics_a)
-    b, _ = await make_node("b", metrics=metrics_b)
-    # the nodes' own counts would say 2 and 1; the cluster has 2 distinct users
-    metrics_a.count_users_with(lambda: {APP: 2})
-    metrics_b.count_users_with(lambda: {APP: 1})
-    await a.sign_in(APP, "ann", "a.1")
-    await a.join_presence(APP, "presence-r", "a.2", Member("bob"), 0)
-    await b.join_presence(APP, "presence-r", "b.1", Member("ann"), 0)
-
-    async def both(count: int) -> bool:
-        wanted = f'pusherd_users_online{{app_id="{APP}"}} {float(count)}'
-        return all(wanted in m.render().decode() for m in (metrics_a, metrics_b))
-
-    await eventually(lambda: both(2))
-    await a.sign_out(APP, "ann", "a.1")
-    await b.leave_presence(APP, "presence-r", "b.1")
-    await eventually(lambda: both(1))

@@ -441,7 +441,6 @@ async def test_keys_are_namespaced_per_app(cluster: Cluster) -> None:
             key("chs", app),
             key("c", app),
             key("u", app, "u1"),
-            key("on", app),
         }
         found = {name.decode() async for name in cluster.client.scan_iter(match=f"*{app}*")}
         assert found == expected
@@ -470,76 +469,3 @@ def test_keyspace_prefixes_every_key_and_tags_it_on_redis_cluster() -> None:
     assert tagged.key("pu", "app", "presence-r") == "{staging}:pu:app:presence-r"
     assert tagged.nodes == "{staging}:nodes"
     assert KeySpace().key("c", "app") == key("c", "app") == "pusherd:c:app"
-
-
-# users online ----------------------------------------------------------------------------
-async def _refs(cluster: Cluster, app: str) -> dict[str, int]:
-    found = await cluster.client.hgetall(key("on", app))
-    return {
-        user.decode() if isinstance(user, bytes) else user: int(count)
-        for user, count in found.items()
-    }
-
-
-async def test_users_online_counts_each_user_once_across_signin_and_presence(
-    cluster: Cluster,
-) -> None:
-    app, other = cluster.app(), cluster.app("other")
-    a, b = cluster.node("a"), cluster.node("b")
-    assert await a.users_online([app, other]) == {app: 0, other: 0}
-    await a.sign_in(app, "ann", "a.1")
-    await b.sign_in(app, "ann", "b.1")  # a second socket of a signed-in user
-    await a.join_presence(app, "presence-x", "a.1", Member("ann"), 0)
-    await b.join_presence(app, "presence-x", "b.1", Member("ann"), 0)
-    await b.join_presence(app, "presence-y", "b.1", Member("ann"), 0)
-    await b.join_presence(app, "presence-x", "b.2", Member("bob"), 0)
-    await a.sign_in(other, "ann", "a.9")
-    assert await a.users_online([app, other]) == {app: 2, other: 1}
-    assert await _refs(cluster, app) == {"ann": 3, "bob": 1}  # signed in + two channels
-    await b.leave_presence(app, "presence-x", "b.2")
-    await a.sign_out(app, "ann", "a.1")
-    await a.leave_presence(app, "presence-x", "a.1")
-    assert await a.users_online([app]) == {app: 1}  # ann: b.1 still in and signed in
-    await b.sign_out(app, "ann", "b.1")
-    await b.leave_presence(app, "presence-x", "b.1")
-    await b.leave_presence(app, "presence-y", "b.1")
-    assert await a.users_online([app]) == {app: 0}
-    assert await _refs(cluster, app) == {}
-    assert await a.sign_out(app, "ann", "b.1") is False  # twice: nothing goes negative
-    assert await _refs(cluster, app) == {}
-
-
-async def test_users_online_socket_rejoining_as_another_user_moves_the_count(
-    cluster: Cluster,
-) -> None:
-    app = cluster.app()
-    a = cluster.node("a")
-    await a.join_presence(app, "presence-x", "a.1", Member("ann"), 0)
-    await a.join_presence(app, "presence-x", "a.1", Member("bob"), 0)
-    assert await _refs(cluster, app) == {"bob": 1}
-    await a.join_presence(app, "presence-x", "a.1", Member("bob"), 0)  # the same again
-    assert await _refs(cluster, app) == {"bob": 1}
-
-
-async def test_users_online_reaped_and_reset_nodes_leave_no_stale_users(cluster: Cluster) -> None:
-    app = cluster.app()
-    a, b = cluster.node("a"), cluster.node("b")
-    await a.heartbeat()
-    await b.heartbeat()
-    await a.sign_in(app, "ann", "a.1")
-    await b.sign_in(app, "ann", "b.1")
-    await b.sign_in(app, "bob", "b.2")
-    await b.sign_in(app, "bob", "b.3")
-    await b.join_presence(app, "presence-x", "b.2", Member("bob"), 0)
-    await b.join_presence(app, "presence-x", "b.4", Member("cy"), 0)
-    assert await a.users_online([app]) == {app: 3}
-    await cluster.kill("b")
-    await a.reap()
-    assert await _refs(cluster, app) == {"ann": 1}
-    await a.join_presence(app, "presence-x", "a.1", Member("ann"), 0)
-    mirror = Mirror(
-        users={(app, "dan", "a.5")}, presence={(app, "presence-x", "a.5"): Member("dan")}
-    )
-    await a.reset(mirror)
-    assert await _refs(cluster, app) == {"dan": 2}
-    assert await a.users_online([app]) == {app: 1}

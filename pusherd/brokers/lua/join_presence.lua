@@ -1,7 +1,6 @@
 -- Add a socket to a presence channel; the first socket's member info wins.
 -- KEYS: members hash (user -> member json), counts hash (user -> sockets),
---       sockets hash (socket -> user), node's item set, app's online-users hash
---       (user -> signed in + presence channels joined)
+--       sockets hash (socket -> user), node's item set
 -- ARGV: socket_id, user_id, member json, max_members (0 = no limit), node item
 -- Returns {is_new_user, stored member json, flat members, refused}.
 local stored = redis.call('HGET', KEYS[1], ARGV[2])
@@ -19,9 +18,6 @@ if previous and previous ~= ARGV[2] then
   if redis.call('HINCRBY', KEYS[2], previous, -1) <= 0 then
     redis.call('HDEL', KEYS[2], previous)
     redis.call('HDEL', KEYS[1], previous)
-    if redis.call('HINCRBY', KEYS[5], previous, -1) <= 0 then
-      redis.call('HDEL', KEYS[5], previous)
-    end
   end
 end
 local count = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
@@ -33,8 +29,5 @@ end
 local is_new = 0
 if count == 0 then
   is_new = 1
-  if previous ~= ARGV[2] then
-    redis.call('HINCRBY', KEYS[5], ARGV[2], 1)
-  end
 end
 return {is_new, stored, redis.call('HGETALL', KEYS[1]), 0}

@@ -25,13 +25,6 @@ local function split(item)
   end
 end
 
-local function went_offline(app, user)
-  local key = P .. 'on:' .. app
-  if redis.call('HINCRBY', key, user, -1) <= 0 then
-    redis.call('HDEL', key, user)
-  end
-end
-
 local function drop_presence(app, channel, socket)
   local tail = app .. ':' .. channel
   local user = redis.call('HGET', P .. 'ps:' .. tail, socket)
@@ -42,7 +35,6 @@ local function drop_presence(app, channel, socket)
   if redis.call('HINCRBY', P .. 'pc:' .. tail, user, -1) <= 0 then
     redis.call('HDEL', P .. 'pc:' .. tail, user)
     redis.call('HDEL', P .. 'pu:' .. tail, user)
-    went_offline(app, user)
     for _, v in ipairs({app, 'member_removed', channel, user}) do
       events[#events + 1] = v
     end
@@ -71,10 +63,7 @@ local function drop(node)
     elseif f[1] == 'c' then
       redis.call('HDEL', P .. 'c:' .. f[2], f[3])
     elseif f[1] == 'u' then
-      local sockets = P .. 'u:' .. f[2] .. ':' .. f[4]
-      if redis.call('HDEL', sockets, f[3]) == 1 and redis.call('HLEN', sockets) == 0 then
-        went_offline(f[2], f[4])
-      end
+      redis.call('HDEL', P .. 'u:' .. f[2] .. ':' .. f[4], f[3])
     end
   end
   -- members leave before their channel is reported vacated
