@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 from pusherd.apps.base import WEBHOOK_EVENT_TYPES, App, WebhookTarget
 from pusherd.errors import ConfigError
+from pusherd.protocol.history import MAX_AGE_CAP, MAX_EVENTS_CAP, HistoryRule
 from pusherd.types import AppId, AppKey
 
 __all__ = [
@@ -199,6 +200,8 @@ _WEBHOOK_SCHEMA: dict[str, Kinds] = {
     "batch": (bool,),
 }
 
+# A history rule's keys are HistoryRule's fields.
+_HISTORY_SCHEMA = _schema(HistoryRule)
 _REDIS_TLS_SCHEMA = _schema(RedisTlsConfig)
 
 # A prefix starts Redis key and channel names joined by ':' (and is a hash tag on Redis
@@ -321,7 +324,19 @@ def _build_app(raw: Mapping[str, Any], index: int, loc: _Locator, hook_base: int
                 hook_base + hook_index,
             )
         webhooks.append(_build_webhook(hook, hook_base + hook_index, loc))
-    fields: dict[str, Any] = {k: v for k, v in raw.items() if k not in {"webhooks"}}
+    rules = []
+    for rule_index, rule in enumerate(raw.get("history", [])):
+        if not isinstance(rule, dict):
+            raise loc.error(
+                f"apps[{index}].history[{rule_index}] must be a table",
+                "apps.history",
+                None,
+                rule_index,
+            )
+        rules.append(_build_history(rule, rule_index, loc))
+    fields: dict[str, Any] = {k: v for k, v in raw.items() if k not in {"webhooks", "history"}}
+    if rules:
+        fields["history"] = tuple(rules)
     fields["id"] = AppId(str(raw["id"]))
     fields["key"] = AppKey(raw["key"])
     if "allowed_origins" in raw:
@@ -347,6 +362,8 @@ def _build_app(raw: Mapping[str, Any], index: int, loc: _Locator, hook_base: int
         "max_presence_members",
         "max_presence_member_size_kb",
         "user_authentication_timeout",
+        "history_max_bytes",
+        "idempotency_ttl",
     ):
         if raw.get(name, 0) < 0:
             raise loc.error(f"apps[{index}].{name} must be >= 0", "apps", name, index)
@@ -358,6 +375,23 @@ def _is_master_key(value: str) -> bool:
         return len(base64.b64decode(value, validate=True)) == 32
     except (binascii.Error, ValueError):
         return False
+
+
+def _build_history(raw: Mapping[str, Any], index: int, loc: _Locator) -> HistoryRule:
+    _check_types(raw, _HISTORY_SCHEMA, loc, "apps.history", index)
+    rule = HistoryRule(**raw)
+    if not 1 <= rule.max_events <= MAX_EVENTS_CAP:
+        raise loc.error(
+            f"history max_events must be 1-{MAX_EVENTS_CAP}", "apps.history", "max_events", index
+        )
+    if not 0 < rule.max_age <= MAX_AGE_CAP:
+        raise loc.error(
+            f"history max_age must be > 0 and <= {MAX_AGE_CAP:g} seconds",
+            "apps.history",
+            "max_age",
+            index,
+        )
+    return rule
 
 
 def _build_webhook(raw: Mapping[str, Any], index: int, loc: _Locator) -> WebhookTarget:

@@ -51,6 +51,22 @@ _FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "webhook_queue_depth": ("gauge", "Webhook events waiting for delivery", ()),
     "slow_consumer_disconnects": ("counter", "Sockets cut off for not reading", ("app_id",)),
     "rate_limited": ("counter", "Requests or events refused by a limit", ("app_id", "limit")),
+    "history_events": ("gauge", "Events retained in history (memory driver)", ("app_id",)),
+    "history_bytes": ("gauge", "Bytes retained in history (memory driver)", ("app_id",)),
+    "history_appended": ("counter", "Events published into history", ("app_id",)),
+    "history_appended_bytes": ("counter", "Payload bytes published into history", ("app_id",)),
+    "history_replays": ("counter", "Subscriptions that were replayed history", ("app_id",)),
+    "history_events_replayed": ("counter", "Retained events replayed on subscribe", ("app_id",)),
+    "history_overlap_dropped": (
+        "counter",
+        "Live events not sent because the replay already had them",
+        ("app_id",),
+    ),
+    "idempotent_duplicates": (
+        "counter",
+        "REST publishes answered from their idempotency key, not published again",
+        ("app_id",),
+    ),
     "broker_calls": ("counter", "Broker round-trips", ("op",)),
     "broker_errors": ("counter", "Broker failures", ("op",)),
     "errors": ("counter", "pusher:error messages and error closes sent, by code", ("code",)),
@@ -274,6 +290,27 @@ class Metrics:
 
     def webhook_queue(self, depth: int) -> None:
         self._values.values["webhook_queue_depth"][()] = depth
+
+    # history and idempotency -----------------------------------------------------
+    def history_retained(self, app_id: str, events: int, nbytes: int) -> None:
+        """Set what the app retains now (the memory driver knows it exactly)."""
+        v = self._values.values
+        v["history_events"][(app_id,)] = events
+        v["history_bytes"][(app_id,)] = nbytes
+
+    def history_appended(self, app_id: str, nbytes: int) -> None:
+        self._add("history_appended", (app_id,))
+        self._add("history_appended_bytes", (app_id,), nbytes)
+
+    def history_replayed(self, app_id: str, events: int) -> None:
+        self._add("history_replays", (app_id,))
+        self._add("history_events_replayed", (app_id,), events)
+
+    def history_overlap_dropped(self, app_id: str, count: int = 1) -> None:
+        self._add("history_overlap_dropped", (app_id,), count)
+
+    def duplicate_suppressed(self, app_id: str) -> None:
+        self._add("idempotent_duplicates", (app_id,))
 
     # broker ----------------------------------------------------------------------
     def broker_call(self, op: str) -> None:

@@ -11,6 +11,7 @@ import pytest
 from pusherd.apps.base import WEBHOOK_EVENT_TYPES, WebhookTarget
 from pusherd.config import DEV_APP, Config, load_config
 from pusherd.errors import ConfigError
+from pusherd.protocol.history import HistoryRule
 
 __all__: list[str] = []
 
@@ -779,3 +780,49 @@ def test_config_console_rejects_bad_values_with_the_line(
     with pytest.raises(ConfigError) as info:
         load_config(path, environ={})
     assert problem in str(info.value) and f"{path}:" in str(info.value)
+
+
+# history and idempotency ------------------------------------------------------------------
+_APP_HEAD = '[[apps]]\nid = "1"\nkey = "k"\nsecret = "s"\n'
+
+
+def test_config_history_rules_and_idempotency_ttl_parse(tmp_path: Path) -> None:
+    text = (
+        _APP_HEAD
+        + "history_max_bytes = 1048576\nidempotency_ttl = 60\n"
+        + '[[apps.history]]\nchannel_prefix = "private-alerts-"\nmax_events = 1000\n'
+        + "max_age = 86400\nclient_events = true\n"
+        + '[[apps.history]]\nchannel_suffix = "-log"\n'
+    )
+    app = load_config(_write(tmp_path, text), environ={}).apps[0]
+
+    assert app.history == (
+        HistoryRule("private-alerts-", None, 1000, 86400, True),
+        HistoryRule(channel_suffix="-log"),
+    )
+    assert (app.history_max_bytes, app.idempotency_ttl) == (1048576, 60)
+    assert app.history[1].max_events == 50 and app.history[1].max_age == 120
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("max_events = 1001", "max_events must be 1-1000"),
+        ("max_events = 0", "max_events must be 1-1000"),
+        ("max_age = 86401", "max_age must be > 0 and <= 86400"),
+        ("max_age = 0", "max_age must be > 0"),
+        ('max_events = "50"', "must be an integer"),
+        ("channel = 1", "unknown key 'channel'"),
+    ],
+)
+def test_config_history_rule_errors_have_their_line(
+    tmp_path: Path, line: str, expected: str
+) -> None:
+    message = _error(tmp_path, _APP_HEAD + "[[apps.history]]\n" + line + "\n")
+
+    assert expected in message
+    _assert_line(message, "pusherd.toml", 6)
+
+
+def test_config_negative_idempotency_ttl_is_refused(tmp_path: Path) -> None:
+    assert "idempotency_ttl must be >= 0" in _error(tmp_path, _APP_HEAD + "idempotency_ttl = -1\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from pusherd.protocol.history import DEFAULT_MAX_BYTES, HistoryRule
 from pusherd.types import AppId, AppKey
 
 __all__ = ["WEBHOOK_EVENT_TYPES", "App", "AppRegistry", "WebhookTarget"]
@@ -66,6 +67,10 @@ class App:
     subscription_count: bool = False
     watchlist: bool = True
     webhooks: tuple[WebhookTarget, ...] = ()
+    # channels that keep recent events and replay them on subscribe ([[apps.history]])
+    history: tuple[HistoryRule, ...] = ()
+    history_max_bytes: int = DEFAULT_MAX_BYTES
+    idempotency_ttl: float = 300.0
     # Only the tools use it (``tail``, ``trigger``, ``auth-server`` on encrypted
     # channels); the server never decrypts.
     encryption_master_key_base64: str = field(default="", repr=False)

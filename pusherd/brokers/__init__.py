@@ -40,18 +40,10 @@ def create_broker(driver: str, **options: Any) -> Broker:
 def broker_for(scaling: ScalingConfig, metrics: Metrics | None = None) -> Broker:
     """Build the broker ``[scaling]`` describes (nothing is connected yet)."""
     if scaling.driver == "memory":
-        return create_broker("memory")
-    from pusherd.brokers.redis_connect import RedisTarget, RedisTls
+        return create_broker("memory", metrics=metrics)
+    from pusherd.brokers.redis_connect import RedisTarget
 
-    target = RedisTarget(
-        topology=cast(Any, scaling.driver),
-        url=scaling.redis_url,
-        password=scaling.password,
-        tls=RedisTls(scaling.tls.ca, scaling.tls.cert, scaling.tls.key, scaling.tls.verify),
-        sentinels=scaling.sentinels,
-        sentinel_master=scaling.sentinel_master,
-        sentinel_password=scaling.sentinel_password,
-    )
+    target = RedisTarget.of(scaling)
     return create_broker(
         scaling.driver,
         node_id=scaling.node_id,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol
 
+from pusherd.protocol.history import Retained
 from pusherd.protocol.presence import Member
 from pusherd.types import JSON
 
@@ -28,6 +29,8 @@ __all__ = [
     "Envelope",
     "EnvelopeKind",
     "Fanout",
+    "History",
+    "Idempotency",
     "Marks",
     "PresenceJoin",
     "PresenceState",
@@ -40,6 +43,9 @@ __all__ = [
 class EnvelopeKind(IntEnum):
     MESSAGE = 0  # write ``payload`` to every local socket on the channel
     TERMINATE = 1  # close every local socket on the channel with 4009 (terminate_connections)
+    # a MESSAGE retained in the channel's history, carrying its sequence number (``seq``):
+    # a kind of its own so that the hot path for MESSAGE does not even read ``seq``
+    SEQUENCED = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +61,7 @@ class Envelope:
     payload: bytes
     except_socket_id: str | None = None
     kind: EnvelopeKind = EnvelopeKind.MESSAGE
+    seq: int = 0  # the history sequence number (SEQUENCED envelopes only)
 
 
 DeliverFn = Callable[[Envelope], None]
@@ -202,7 +209,52 @@ class Marks(Protocol):
         ...
 
 
-class Broker(Fanout, ChannelState, PresenceState, UserState, Marks, Protocol):
+class History(Protocol):
+    """Recent events of history channels, numbered per channel (``[[apps.history]]``)."""
+
+    async def publish_history(
+        self, envelope: Envelope, max_events: int, max_age: float, max_bytes: int
+    ) -> int:
+        """Retain ``envelope`` and publish it as SEQUENCED, atomically; return its number.
+
+        The retained copy is exactly the delivered payload, and sequence numbers reach
+        every node in order. ``max_bytes`` is the app's budget where the broker holds
+        history in its own memory. Returns 0 when the event could only be delivered
+        without being retained (the Redis broker during an outage).
+        """
+        ...
+
+    async def history(
+        self, app_id: str, channel: str, limit: int, max_age: float, since: int = 0
+    ) -> list[Retained]:
+        """Return up to ``limit`` retained events numbered above ``since``, oldest first.
+
+        Events older than ``max_age`` seconds are left out; with more than ``limit``,
+        the newest ones are returned.
+        """
+        ...
+
+
+class Idempotency(Protocol):
+    """Answers to idempotency keys of REST publishes, cluster-wide."""
+
+    async def idempotency_claim(self, app_id: str, key: str, ttl: float) -> bytes | None:
+        """Claim ``key`` atomically: None if this call did, else the answer stored for it.
+
+        ``b""`` means the first caller has not stored its answer yet.
+        """
+        ...
+
+    async def idempotency_store(self, app_id: str, key: str, answer: bytes, ttl: float) -> None:
+        """Store the answer for a key this node claimed."""
+        ...
+
+    async def idempotency_release(self, app_id: str, key: str) -> None:
+        """Forget a claim whose publish failed, so that a retry publishes."""
+        ...
+
+
+class Broker(Fanout, ChannelState, PresenceState, UserState, Marks, History, Idempotency, Protocol):
     """Everything the server layer needs from the cluster, and what it can count on.
 
     Capabilities (Centrifuge's optional broker interfaces, as declared attributes):
@@ -211,7 +263,11 @@ class Broker(Fanout, ChannelState, PresenceState, UserState, Marks, Protocol):
       session actions at once, without a task each;
     - ``node_subscriptions``: fan-out reaches this node only for channels it subscribed
       to (``subscribe``/``unsubscribe`` on the first/last local subscriber).
+    - ``history_in_order``: SEQUENCED envelopes of a channel reach every node in number
+      order (numbering and publishing are one step), so a replayed socket may stop
+      dropping the overlap at the first live event above the replay.
     """
 
     never_waits: bool
     node_subscriptions: bool
+    history_in_order: bool

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from pusherd.config import ScalingConfig
 from pusherd.errors import BrokerError
@@ -208,17 +208,9 @@ def create_bulletin(scaling: ScalingConfig) -> Bulletin:
     client of their own there).
     """
     if scaling.driver in ("redis", "redis-sentinel"):
-        from pusherd.brokers.redis_connect import RedisTarget, RedisTls
+        from pusherd.brokers.redis_connect import RedisTarget
 
-        target = RedisTarget(
-            topology=cast(Any, scaling.driver),
-            url=scaling.redis_url,
-            password=scaling.password,
-            tls=RedisTls(scaling.tls.ca, scaling.tls.cert, scaling.tls.key, scaling.tls.verify),
-            sentinels=scaling.sentinels,
-            sentinel_master=scaling.sentinel_master,
-            sentinel_password=scaling.sentinel_password,
-        )
+        target = RedisTarget.of(scaling)
         return RedisBulletin(target.command_client(target.sentinel()), scaling.prefix)
     if scaling.driver != "memory":
         logger.warning("the console shows this node only on %s", scaling.driver)

@@ -5,16 +5,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pusherd.brokers.base import (
     ChannelStats,
     DeliverFn,
     Envelope,
+    EnvelopeKind,
     PresenceJoin,
     ReapedFn,
 )
+from pusherd.protocol.history import HistoryStore, IdempotencyCache, Retained
 from pusherd.protocol.presence import Member
 from pusherd.types import JSON
+
+if TYPE_CHECKING:
+    from pusherd.metrics import Metrics
 
 __all__ = ["MemoryBroker"]
 
@@ -36,9 +42,21 @@ class MemoryBroker:
     never_waits = True
     #: One process: every local subscriber gets every envelope without subscribing.
     node_subscriptions = False
+    #: Numbering and delivering a history event is one synchronous step.
+    history_in_order = True
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, **_: object) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
+        **_: object,
+    ) -> None:
         self._clock = clock
+        self._metrics = metrics
+        self._wall_clock = wall_clock
+        self.history_store = HistoryStore()
+        self._idempotency = IdempotencyCache()
         self._deliver: DeliverFn | None = None
         self._subscribers: dict[tuple[str, str], set[str]] = {}
         self._presence: dict[tuple[str, str], _Presence] = {}
@@ -216,3 +234,52 @@ class MemoryBroker:
     async def release(self, app_id: str, key: str) -> bool:
         expires = self._marks.pop((app_id, key), None)
         return expires is not None and expires > self._clock()
+
+    # History ----------------------------------------------------------------------
+    async def publish_history(
+        self, envelope: Envelope, max_events: int, max_age: float, max_bytes: int
+    ) -> int:
+        seq = self.history_store.append(
+            envelope.app_id,
+            envelope.channel,
+            envelope.payload,
+            envelope.except_socket_id,
+            max_events,
+            max_age,
+            max_bytes,
+            self._wall_clock(),
+        )
+        if self._metrics is not None:
+            self._metrics.history_retained(
+                envelope.app_id, *self.history_store.stats(envelope.app_id)
+            )
+        if self._deliver is not None:
+            self._deliver(
+                Envelope(
+                    envelope.app_id,
+                    envelope.channel,
+                    envelope.payload,
+                    envelope.except_socket_id,
+                    EnvelopeKind.SEQUENCED,
+                    seq,
+                )
+            )
+        return seq
+
+    async def history(
+        self, app_id: str, channel: str, limit: int, max_age: float, since: int = 0
+    ) -> list[Retained]:
+        now = self._wall_clock()
+        events = self.history_store.read(app_id, channel, since, limit, now)
+        cutoff = now - max_age
+        return [e for e in events if e.published_at >= cutoff]
+
+    # Idempotency ------------------------------------------------------------------
+    async def idempotency_claim(self, app_id: str, key: str, ttl: float) -> bytes | None:
+        return self._idempotency.claim(app_id, key, ttl, self._clock())
+
+    async def idempotency_store(self, app_id: str, key: str, answer: bytes, ttl: float) -> None:
+        self._idempotency.store(app_id, key, answer, ttl, self._clock())
+
+    async def idempotency_release(self, app_id: str, key: str) -> None:
+        self._idempotency.release(app_id, key)

@@ -48,6 +48,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from pusherd.brokers.base import ChannelStats, DeliverFn, Envelope, PresenceJoin, Reaped, ReapedFn
 from pusherd.brokers.redis_connect import RedisTarget
+from pusherd.brokers.redis_history import RedisHistory
 from pusherd.brokers.redis_pubsub import (
     BACKOFF,
     REPLAY_LIMIT,
@@ -61,6 +62,7 @@ from pusherd.brokers.redis_scripts import KeySpace, Mirror, NodeScripts
 from pusherd.brokers.redis_sharded import ShardedPubSub
 from pusherd.errors import BrokerError
 from pusherd.metrics import Metrics
+from pusherd.protocol.history import Retained
 from pusherd.protocol.presence import Member
 from pusherd.types import JSON
 
@@ -117,6 +119,9 @@ class RedisBroker:
         self._scripts = NodeScripts(
             self._client, self.node_id, _ms(node_timeout), self.keys, self.target.node_client
         )
+        self._history = RedisHistory(self._client, self.keys, prefix, self.target.cluster)
+        # one script numbers and publishes, except on Redis Cluster (SPUBLISH afterwards)
+        self.history_in_order = not self.target.cluster
         self._mirror = Mirror()
         self._reaped: ReapedFn | None = None
         idle = max(node_timeout, 3 * heartbeat_interval)
@@ -352,6 +357,49 @@ class RedisBroker:
     async def release(self, app_id: str, key_: str) -> bool:
         async with self._op("release"):
             return bool(await self._client.delete(self.keys.key("mark", app_id, key_)))
+
+    # History ----------------------------------------------------------------------
+    async def publish_history(
+        self, envelope: Envelope, max_events: int, max_age: float, max_bytes: int
+    ) -> int:
+        """Retain and publish in one script; during an outage deliver like ``publish``.
+
+        ``max_bytes`` does not apply: Redis memory is bounded by count, age and idle
+        expiry per channel (and by Redis' own ``maxmemory``).
+        """
+        if self._closed:
+            raise BrokerError("the redis broker is closed")
+        if self._metrics is not None:
+            self._metrics.broker_call("publish_history")
+        if not self._replay.pending and self._pubsub.ok:
+            try:
+                return await self._history.append(envelope, max_events, max_age)
+            except _FAILURES as exc:
+                if self._metrics is not None:
+                    self._metrics.broker_error("publish_history")
+                logger.warning("redis history append failed, delivering locally: %s", exc)
+        # not retained: delivered now on this node, re-published to the others later
+        self._replay.add(envelope)
+        return 0
+
+    async def history(
+        self, app_id: str, channel: str, limit: int, max_age: float, since: int = 0
+    ) -> list[Retained]:
+        async with self._op("history"):
+            return await self._history.read(app_id, channel, limit, max_age, since)
+
+    # Idempotency ------------------------------------------------------------------
+    async def idempotency_claim(self, app_id: str, key_: str, ttl: float) -> bytes | None:
+        async with self._op("idempotency_claim"):
+            return await self._history.claim(app_id, key_, ttl)
+
+    async def idempotency_store(self, app_id: str, key_: str, answer: bytes, ttl: float) -> None:
+        async with self._op("idempotency_store"):
+            await self._history.store(app_id, key_, answer, ttl)
+
+    async def idempotency_release(self, app_id: str, key_: str) -> None:
+        async with self._op("idempotency_release"):
+            await self._history.release(app_id, key_)
 
     # internals --------------------------------------------------------------------
     @contextlib.asynccontextmanager

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
@@ -30,6 +30,8 @@ from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
+
+from pusherd.config import ScalingConfig
 
 __all__ = ["TOPOLOGIES", "RedisTarget", "RedisTls", "Topology"]
 
@@ -98,6 +100,20 @@ class RedisTarget:
     sentinels: tuple[str, ...] = ()
     sentinel_master: str = "mymaster"
     sentinel_password: str = field(default="", repr=False)
+
+    @classmethod
+    def of(cls, scaling: ScalingConfig) -> RedisTarget:
+        """The deployment ``[scaling]`` names (its driver, URL, TLS, Sentinels, password)."""
+        tls = scaling.tls
+        return cls(
+            topology=cast(Topology, scaling.driver),
+            url=scaling.redis_url,
+            password=scaling.password,
+            tls=RedisTls(tls.ca, tls.cert, tls.key, tls.verify),
+            sentinels=scaling.sentinels,
+            sentinel_master=scaling.sentinel_master,
+            sentinel_password=scaling.sentinel_password,
+        )
 
     @property
     def cluster(self) -> bool:

@@ -12,6 +12,8 @@ Wire format of a message (app and channel are the pub/sub channel name itself)::
 
     byte 0            kind (EnvelopeKind), | 0x80 when an origin node id follows
     [1 byte n][n]     origin node id (only with 0x80): receivers with that id skip it
+    [1 byte n][n]     sequence number in ASCII digits (only for SEQUENCED, written by
+                      ``lua/history_append.lua``)
     2 bytes n, [n]    except_socket_id (big endian length, UTF-8)
     rest              payload
 """
@@ -40,6 +42,7 @@ __all__ = [
     "Replay",
     "decode_envelope",
     "encode_envelope",
+    "envelope_rest",
     "pubsub_name",
 ]
 
@@ -60,7 +63,16 @@ def encode_envelope(envelope: Envelope, origin: str = "") -> bytes:
         head = bytes((int(envelope.kind) | _ORIGIN, len(node))) + node
     else:
         head = bytes((int(envelope.kind),))
+    if envelope.kind is EnvelopeKind.SEQUENCED:
+        digits = str(envelope.seq).encode()
+        head += bytes((len(digits),)) + digits
     return head + len(except_id).to_bytes(2, "big") + except_id + envelope.payload
+
+
+def envelope_rest(envelope: Envelope) -> bytes:
+    """Return what follows the head of an encoded envelope (for the history script)."""
+    except_id = (envelope.except_socket_id or "").encode()
+    return len(except_id).to_bytes(2, "big") + except_id + envelope.payload
 
 
 def envelope_origin(data: bytes) -> bytes:
@@ -75,11 +87,15 @@ def decode_envelope(app_id: str, channel: str, data: bytes) -> Envelope:
     start = 1
     if data[0] & _ORIGIN:
         start = 2 + data[1]
+    kind = EnvelopeKind(data[0] & ~_ORIGIN)
+    seq = 0
+    if kind is EnvelopeKind.SEQUENCED:
+        seq = int(data[start + 1 : start + 1 + data[start]])
+        start += 1 + data[start]
     size = int.from_bytes(data[start : start + 2], "big")
     body = start + 2
     except_id = data[body : body + size].decode() or None
-    kind = EnvelopeKind(data[0] & ~_ORIGIN)
-    return Envelope(app_id, channel, data[body + size :], except_id, kind)
+    return Envelope(app_id, channel, data[body + size :], except_id, kind, seq)
 
 
 def pubsub_name(app_id: str, channel: str, prefix: str = "pusherd") -> bytes:

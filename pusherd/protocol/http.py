@@ -20,6 +20,7 @@ REASONS = {
     404: b"Not Found",
     405: b"Method Not Allowed",
     408: b"Request Timeout",
+    409: b"Conflict",
     413: b"Payload Too Large",
     426: b"Upgrade Required",
     429: b"Too Many Requests",

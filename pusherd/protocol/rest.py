@@ -18,6 +18,7 @@ import orjson
 from pusherd.apps.base import App, AppRegistry
 from pusherd.errors import ApiError
 from pusherd.protocol.channels import channel_kind, channel_name_error
+from pusherd.protocol.history import idempotency_key_error
 from pusherd.protocol.messages import load_json
 from pusherd.protocol.signing import verify_request
 
@@ -52,6 +53,8 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"/apps/([^/]+)/channels"), "channels"),
     ("GET", re.compile(r"/apps/([^/]+)/channels/([^/]+)"), "channel"),
     ("GET", re.compile(r"/apps/([^/]+)/channels/([^/]+)/users"), "users"),
+    # extension: the retained events of a history channel (``[[apps.history]]``)
+    ("GET", re.compile(r"/apps/([^/]+)/channels/([^/]+)/events"), "history"),
     # Reverb Pulse's connections card polls this one (an extension of the Pusher API).
     ("GET", re.compile(r"/apps/([^/]+)/connections"), "connections"),
     ("POST", re.compile(r"/apps/([^/]+)/users/([^/]+)/terminate_connections"), "terminate"),
@@ -81,6 +84,7 @@ class Event:
     data: str
     socket_id: str | None
     info: AbstractSet[str]
+    idempotency_key: str | None = None  # publish once per key (``idempotency_ttl``)
 
 
 def match_route(method: str, path: str) -> tuple[str, tuple[str, ...]]:
@@ -180,7 +184,12 @@ def check_event(event: Mapping[str, Any], channels: Any, max_payload: int) -> Ev
     info = info_fields(raw_info, _EVENT_INFO) if raw_info else _NO_INFO
     if "user_count" in info and not all(channel_kind(c).is_presence for c in channels):
         raise ApiError("info=user_count is only available for presence channels", 400)
-    return Event(channels, name, data, socket_id, info)
+    key = event.get("idempotency_key")
+    if key is not None:
+        error = idempotency_key_error(key)
+        if error is not None:
+            raise ApiError(error, 400)
+    return Event(channels, name, data, socket_id, info, key)
 
 
 def check_events(body: bytes, max_payload: int) -> Event:

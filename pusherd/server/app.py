@@ -33,8 +33,10 @@ from pusherd.protocol.session import distinct_users
 from pusherd.server.connection import ConnectionServices
 from pusherd.server.eager import Tasks
 from pusherd.server.front_door import FrontDoor, Upgrades
+from pusherd.server.history import ChannelHistory
 from pusherd.server.http_api import RestApi
 from pusherd.server.hub import Hub
+from pusherd.server.idempotency import Idempotency
 from pusherd.server.membership import Membership
 from pusherd.server.metrics_port import MetricsListener
 from pusherd.server.node import Node, Readiness
@@ -85,10 +87,11 @@ def build(
     webhooks = WebhookSender(config.webhooks, metrics, lifecycle=lifecycle)
     tasks = Tasks(eager=broker.never_waits)
     hub = Hub(metrics, broker, tasks.spawn)
+    history = ChannelHistory(broker, hub, metrics)
     membership = Membership(
-        broker, hub, webhooks, observer, apps, tasks.spawn, config.webhooks.delay
+        broker, hub, webhooks, observer, apps, tasks.spawn, config.webhooks.delay, history
     )
-    sockets = Sockets(server, apps, broker, hub, membership, observer, clock, tasks.spawn)
+    sockets = Sockets(server, apps, broker, hub, membership, observer, clock, tasks.spawn, history)
     metrics.count_users_with(lambda: distinct_users(c.session for c in sockets.connections))
     services = ConnectionServices(
         membership=membership,
@@ -108,6 +111,8 @@ def build(
         broker,
         metrics,
         observer,
+        history,
+        Idempotency(broker, metrics),
         connections=shared[1].connections if shared else None,
     )
     console = None

@@ -18,6 +18,7 @@ connect; the socket that stays in its first protocol pays none.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -87,7 +88,7 @@ class FrontDoor:
             server_state.connections.discard(upgrade)
         protocol: asyncio.Protocol
         if data.startswith(self._rest_starts):
-            protocol = RestProtocol(self._rest, server_state)
+            protocol = RestProtocol(self._rest, server_state, partial(HttpToolsProtocol, **kwargs))
         else:
             protocol = HttpToolsProtocol(**kwargs)
         protocol.connection_made(transport)

@@ -32,10 +32,13 @@ from pusherd.metrics import Metrics
 from pusherd.observer import Observer
 from pusherd.protocol import rest
 from pusherd.protocol.channels import CACHE_TTL, SERVER_TO_USER_PREFIX, channel_kind
+from pusherd.protocol.history import history_page, match_rule
 from pusherd.protocol.http import JSON, PLAIN, strip_prefix
 from pusherd.protocol.messages import encode_channel_event
 from pusherd.protocol.ratelimit import TokenBucket
 from pusherd.protocol.signing import parse_query
+from pusherd.server.history import ChannelHistory
+from pusherd.server.idempotency import IDEMPOTENCY_HEADER, Idempotency, check_key
 
 __all__ = ["RestApi"]
 
@@ -56,6 +59,8 @@ class RestApi:
         broker: Broker,
         metrics: Metrics,
         observer: Observer,
+        history: ChannelHistory,
+        idempotency: Idempotency,
         wall_clock: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
         connections: Callable[[str], Awaitable[int]] | None = None,
@@ -65,6 +70,8 @@ class RestApi:
         self.broker = broker
         self.metrics = metrics
         self.observer = observer
+        self.history = history
+        self.idempotency = idempotency
         self.wall_clock = wall_clock
         self.clock = clock
         self.prefix = server.path_prefix
@@ -85,8 +92,9 @@ class RestApi:
         except TimeoutError:
             status, payload, content_type = _TIMED_OUT
         else:
+            key = next((v for k, v in scope.get("headers", ()) if k == IDEMPOTENCY_HEADER), None)
             status, payload, content_type = await self.handle(
-                scope["method"], scope["path"], scope.get("query_string", b""), body
+                scope["method"], scope["path"], scope.get("query_string", b""), body, key
             )
         headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(payload))]
         if status in (408, 413):
@@ -116,13 +124,19 @@ class RestApi:
         return b"".join(chunks)
 
     async def handle(
-        self, method: str, path: str, query_string: bytes, body: bytes | None
+        self,
+        method: str,
+        path: str,
+        query_string: bytes,
+        body: bytes | None,
+        idempotency_key: bytes | None = None,
     ) -> Answer:
         """Answer one REST request; return (status, body, content type).
 
         Args:
             path: the decoded path, mount prefix included.
             body: the raw body, or None when it was larger than ``max_http_body_kb``.
+            idempotency_key: the ``Idempotency-Key`` header, if any (``POST /events``).
         """
         started = time.perf_counter()
         endpoint = "unknown"
@@ -147,8 +161,13 @@ class RestApi:
                 self.wall_clock(),
                 self.window,
             )
-            result = await getattr(self, "_" + endpoint)(app, groups, params, body)
-            status, payload, content_type = 200, orjson.dumps(result), JSON
+            if endpoint == "events":
+                result = await self._events(app, body, idempotency_key)
+            else:
+                result = await getattr(self, "_" + endpoint)(app, groups, params, body)
+            # bytes: the answer stored for an idempotency key, returned exactly
+            payload = result if type(result) is bytes else orjson.dumps(result)
+            status, content_type = 200, JSON
         except ApiError as exc:
             status, payload, content_type = exc.status, exc.message.encode() + b"\n", PLAIN
         except BrokerError as exc:
@@ -164,29 +183,57 @@ class RestApi:
         return status, payload, content_type
 
     # endpoints ---------------------------------------------------------------------
-    async def _events(self, app: App, groups: tuple[str, ...], params: Any, body: bytes) -> Any:
+    async def _events(self, app: App, body: bytes, header_key: bytes | None) -> Any:
         event = rest.check_events(body, app.max_event_payload_bytes)
+        key = event.idempotency_key
+        if key is None and header_key is not None:
+            key = check_key(header_key.decode("latin-1"))
+        if key is not None:
+            return await self.idempotency.once(app, key, lambda: self._event_answer(app, event))
         self._rate_limit(app, len(event.channels))
         await self._publish(app, event)
         if event.info:
             return {"channels": {c: await self._info(app, c, event.info) for c in event.channels}}
         return {}
 
+    async def _event_answer(self, app: App, event: rest.Event) -> bytes:
+        """Publish a keyed event; return its answer as the bytes stored for the key."""
+        self._rate_limit(app, len(event.channels))
+        await self._publish(app, event)
+        if event.info:
+            info = {c: await self._info(app, c, event.info) for c in event.channels}
+            return orjson.dumps({"channels": info})
+        return b"{}"
+
     async def _batch_events(
         self, app: App, groups: tuple[str, ...], params: Any, body: bytes
     ) -> Any:
         events = rest.check_batch(body, app.max_event_payload_bytes)
-        self._rate_limit(app, len(events))
-        for event in events:
-            await self._publish(app, event)
-        if not any(event.info for event in events):
-            return {}
-        return {
-            "batch": [
+        if any(event.idempotency_key for event in events):
+            # every item on its own: a repeated item is answered, not published again
+            answers = [await self._batch_item(app, event) for event in events]
+        else:
+            self._rate_limit(app, len(events))
+            for event in events:
+                await self._publish(app, event)
+            answers = [
                 await self._info(app, event.channels[0], event.info) if event.info else {}
                 for event in events
             ]
-        }
+        if not any(event.info for event in events):
+            return {}
+        return {"batch": answers}
+
+    async def _batch_item(self, app: App, event: rest.Event) -> Any:
+        async def publish() -> bytes:
+            self._rate_limit(app, 1)
+            await self._publish(app, event)
+            info = await self._info(app, event.channels[0], event.info) if event.info else {}
+            return orjson.dumps(info)
+
+        if event.idempotency_key is None:
+            return orjson.loads(await publish())
+        return orjson.loads(await self.idempotency.once(app, event.idempotency_key, publish))
 
     async def _channels(
         self, app: App, groups: tuple[str, ...], params: list[tuple[str, str]], body: bytes
@@ -218,6 +265,22 @@ class RestApi:
 
     _terminate_by_key = _terminate
 
+    async def _history(
+        self, app: App, groups: tuple[str, ...], params: list[tuple[str, str]], body: bytes
+    ) -> Any:
+        channel = rest.channel_param(groups[1])
+        rule = match_rule(app.history, channel)
+        if rule is None:
+            raise ApiError("No history is kept for this channel (no [[apps.history]] rule)", 404)
+        raw = dict(params).get("limit")
+        limit = rule.max_events
+        if raw is not None:
+            if not raw.isdigit() or int(raw) < 1:
+                raise ApiError("limit must be a positive integer", 400)
+            limit = min(int(raw), rule.max_events)
+        events = await self.broker.history(app.id, channel, limit, rule.max_age)
+        return history_page(events)
+
     async def _connections(
         self, app: App, groups: tuple[str, ...], params: Any, body: bytes
     ) -> Any:
@@ -232,7 +295,11 @@ class RestApi:
             payload = encode_channel_event(event.name, channel, event.data)
             if channel_kind(channel).is_cache:
                 await self.broker.cache_set(app.id, channel, payload, CACHE_TTL)
-            await self.broker.publish(Envelope(app.id, channel, payload, event.socket_id))
+            envelope = Envelope(app.id, channel, payload, event.socket_id)
+            if app.history:
+                await self.history.publish(app, envelope)
+            else:
+                await self.broker.publish(envelope)
             self.observer.api_message(app.id, channel, event.name, payload, event.socket_id)
 
     async def _info(

@@ -21,6 +21,7 @@ from pusherd.observer import Observer
 from pusherd.protocol import transitions
 from pusherd.protocol.actions import Action, ClientEvent, SignIn, Subscribe, Unsubscribe
 from pusherd.protocol.channels import SERVER_TO_USER_PREFIX, ChannelKind
+from pusherd.server.history import ChannelHistory
 from pusherd.server.hub import Hub
 from pusherd.server.ports import Socket, Spawn
 from pusherd.webhooks import WebhookSender
@@ -48,10 +49,12 @@ class Membership:
         apps: AppRegistry,
         spawn: Spawn,
         webhook_delay: float,
+        history: ChannelHistory,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.broker = broker
         self.hub = hub
+        self.history = history
         self.webhooks = webhooks
         self.observer = observer
         self.apps = apps
@@ -86,7 +89,15 @@ class Membership:
             return
         # Listen first: once the client hears subscription_succeeded, anything the app
         # publishes must reach it, so the node's broker subscription comes before that.
-        await self.hub.join(app_id, channel, conn)
+        # History channels: hold live events for this socket from the moment it is
+        # indexed, until the replay (after subscription_succeeded) has gone out.
+        catchup = self.history.begin(conn, app, channel) if app.history else None
+        try:
+            await self.hub.join(app_id, channel, conn)
+        except BrokerError:
+            if catchup is not None:
+                self.history.cancel(conn, app_id, channel)
+            raise
         joined = None
         try:
             if member is not None:
@@ -103,6 +114,8 @@ class Membership:
                     )
             count = await self.broker.add_subscriber(app_id, channel, socket_id)
         except (BrokerError, SubscriptionError):
+            if catchup is not None:
+                self.history.cancel(conn, app_id, channel)
             self.drop_local(conn, channel)
             conn.session.forget(channel)
             if joined is not None and not joined.refused:
@@ -110,6 +123,8 @@ class Membership:
                     await self.broker.leave_presence(app_id, channel, socket_id)
             raise
         if conn.closing:
+            if catchup is not None:
+                self.history.cancel(conn, app_id, channel)
             self.drop_local(conn, channel)
             await self.broker.remove_subscriber(app_id, channel, socket_id)
             if member is not None:
@@ -119,6 +134,8 @@ class Membership:
         conn.send(
             transitions.subscription_succeeded(channel, None if joined is None else joined.members)
         )
+        if catchup is not None:
+            await self.history.replay(conn, app, channel, catchup)
         if joined is not None and joined.is_new_user:
             self.observer.member_added(app_id, channel, joined.member.user_id)
             await self._publish(
@@ -265,7 +282,11 @@ class Membership:
     # client events, sign-in ----------------------------------------------------------
     async def client_event(self, conn: Socket, action: ClientEvent) -> None:
         app = conn.app
-        await self._publish(app.id, action.channel, action.payload, conn.socket_id)
+        if app.history:
+            envelope = Envelope(app.id, action.channel, action.payload, conn.socket_id)
+            await self.history.publish(app, envelope, client_event=True)
+        else:
+            await self._publish(app.id, action.channel, action.payload, conn.socket_id)
         self.observer.client_event(
             app.id, conn.socket_id, action.channel, action.event, action.payload, action.user_id
         )

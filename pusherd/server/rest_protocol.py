@@ -47,7 +47,7 @@ class RestServices:
         eager: the broker never waits, so requests run without a task each.
     """
 
-    __slots__ = ("eager", "prefix", "probes", "rest", "websocket")
+    __slots__ = ("_ours", "eager", "prefix", "probes", "rest", "websocket")
 
     def __init__(
         self,
@@ -62,10 +62,26 @@ class RestServices:
         self.websocket = websocket
         self.prefix = prefix
         self.eager = eager
+        mine = prefix.encode()
+        probe_paths = [start + path.encode() for start in {mine, b""} for path in PATHS]
+        self._ours = (mine + b"/apps/", mine + b"/users/", *probe_paths)
+
+    def ours(self, url: bytes) -> bool:
+        """Whether this protocol answers ``url`` (the REST API and the probes)."""
+        return url.startswith(self._ours)
 
 
 class _Request:
-    __slots__ = ("body", "headers", "keep_alive", "method", "refusal", "too_large", "url")
+    __slots__ = (
+        "body",
+        "headers",
+        "idempotency_key",
+        "keep_alive",
+        "method",
+        "refusal",
+        "too_large",
+        "url",
+    )
 
     def __init__(self) -> None:
         self.method = ""
@@ -76,13 +92,22 @@ class _Request:
         self.keep_alive = True
         # Set when the request is answered before it has fully arrived (413, 408).
         self.refusal: tuple[int, bytes] | None = None
+        self.idempotency_key: bytes | None = None
 
 
 class RestProtocol(asyncio.Protocol):
     """Serve REST requests on one connection (see the module docstring)."""
 
-    def __init__(self, services: RestServices, server_state: Any = None) -> None:
+    def __init__(
+        self,
+        services: RestServices,
+        server_state: Any = None,
+        http: Callable[[], asyncio.Protocol] | None = None,
+    ) -> None:
+        """``http`` builds uvicorn's HTTP protocol, for a request that is not for us."""
         self.services = services
+        self.http = http
+        self.foreign: _Request | None = None
         self.rest = services.rest
         self.server_state = server_state
         self.transport: asyncio.Transport | None = None
@@ -125,7 +150,9 @@ class RestProtocol(asyncio.Protocol):
         except httptools.HttpParserError:
             self._fail(b"invalid HTTP request")
         else:
-            if self.receiving and self.deadline is None and not self.discarding:
+            if self.foreign is not None:
+                self._hand_to_http()
+            elif self.receiving and self.deadline is None and not self.discarding:
                 # A request split across reads: nearly every one arrives whole, and pays
                 # for no timer.
                 self.deadline = asyncio.get_running_loop().call_later(
@@ -162,6 +189,8 @@ class RestProtocol(asyncio.Protocol):
         lowered = name.lower()
         if lowered == b"content-length" and value.isdigit() and int(value) > self.max_body:
             self.current.too_large = True
+        elif lowered == b"idempotency-key":
+            self.current.idempotency_key = value
         elif lowered == b"expect" and value.lower() == b"100-continue":
             assert self.transport is not None
             if not self.current.too_large and not self.discarding:
@@ -216,6 +245,11 @@ class RestProtocol(asyncio.Protocol):
             return
         request.method = self.parser.get_method().decode("latin-1")
         request.keep_alive = self.parser.should_keep_alive()
+        if self.http is not None and not self.services.ours(request.url):
+            # A pooled proxy connection that began with REST calls, now for the console
+            # (or any other Starlette route): data_received hands it to uvicorn's HTTP.
+            self.foreign = request
+            return
         self.pending.append(request)
         if len(self.pending) >= MAX_PIPELINE and not self.paused and self.transport:
             self.paused = True
@@ -234,17 +268,40 @@ class RestProtocol(asyncio.Protocol):
         if self.idle is not None:
             self.idle.cancel()
             self.idle = None
+        self._hand_over(self.services.websocket(server_state=self.server_state), request)
+
+    def _hand_to_http(self) -> None:
+        """Give the connection to uvicorn's HTTP protocol, replaying the foreign request.
+
+        Only when nothing of ours is in flight or behind it; otherwise it is answered
+        here, in turn (404), so answers never leave out of order.
+        """
+        request, self.foreign = self.foreign, None
+        if request is None:
+            return
+        if self.busy or self.pending or self.receiving or self.http is None:
+            self.pending.append(request)
+            if not self.busy:
+                self._next()
+            return
+        self._hand_over(self.http(), request, b"".join(request.body))
+
+    def _hand_over(self, protocol: asyncio.Protocol, request: _Request, body: bytes = b"") -> None:
+        transport = self.transport
+        assert transport is not None
+        if self.idle is not None:
+            self.idle.cancel()
+            self.idle = None
         self.closing = True
         if self.server_state is not None:
             self.server_state.connections.discard(self)
-        head = [b"GET ", request.url, b" HTTP/1.1\r\n"]
+        head = [request.method.encode() or b"GET", b" ", request.url, b" HTTP/1.1\r\n"]
         for name, value in request.headers:
             head += [name, b": ", value, b"\r\n"]
         head.append(b"\r\n")
-        connection = self.services.websocket(server_state=self.server_state)
-        connection.connection_made(transport)
-        transport.set_protocol(connection)
-        connection.data_received(b"".join(head))
+        protocol.connection_made(transport)
+        transport.set_protocol(protocol)
+        protocol.data_received(b"".join(head) + body)
 
     # serving -----------------------------------------------------------------------
     def _next(self) -> None:
@@ -286,11 +343,13 @@ class RestProtocol(asyncio.Protocol):
         path_bytes, _, query = request.url.partition(b"?")
         path = unquote(path_bytes.decode("latin-1"))
         body = None if request.too_large else b"".join(request.body)
-        status, payload, content_type = await self._answer(request.method, path, query, body)
+        status, payload, content_type = await self._answer(
+            request.method, path, query, body, request.idempotency_key
+        )
         self._respond(status, payload, content_type, request.keep_alive)
 
     async def _answer(
-        self, method: str, path: str, query: bytes, body: bytes | None
+        self, method: str, path: str, query: bytes, body: bytes | None, key: bytes | None = None
     ) -> tuple[int, bytes, bytes]:
         local = strip_prefix(path, self.services.prefix)
         probe = path if local is None else local  # probes answer at the root too
@@ -298,7 +357,7 @@ class RestProtocol(asyncio.Protocol):
             return self.services.probes.answer(probe)
         if local is None:
             return 404, b"Not found\n", PLAIN
-        return await self.rest.handle(method, path, query, body)
+        return await self.rest.handle(method, path, query, body, key)
 
     def _respond(self, status: int, payload: bytes, content_type: bytes, keep_alive: bool) -> None:
         transport = self.transport

@@ -22,6 +22,7 @@ from pusherd.protocol.handshake import Request, admit
 from pusherd.protocol.idle import Verdict, idle_verdict
 from pusherd.protocol.ids import SocketIds
 from pusherd.protocol.messages import encode_event
+from pusherd.server.history import ChannelHistory
 from pusherd.server.hub import Hub
 from pusherd.server.ports import Spawn
 
@@ -47,6 +48,7 @@ class Sockets:
         observer: Observer,
         clock: Callable[[], float],
         spawn: Spawn,
+        history: ChannelHistory,
     ) -> None:
         self._prefix = server.path_prefix
         self._max_connections = server.max_connections
@@ -59,6 +61,7 @@ class Sockets:
         self._observer = observer
         self._clock = clock
         self._spawn = spawn
+        self._history = history
         #: A fresh socket id (bound here: it is called on every connect).
         self.next_id = SocketIds(os.urandom).next
         # connection_established around the socket id, encoded once: ids are digits and
@@ -140,6 +143,8 @@ class Sockets:
             self._hub.fanout(
                 envelope.app_id, envelope.channel, envelope.payload, envelope.except_socket_id
             )
+        elif envelope.kind is EnvelopeKind.SEQUENCED:
+            self._history.deliver(envelope)
         elif envelope.kind is EnvelopeKind.TERMINATE:
             for conn in self._hub.subscribers(envelope.app_id, envelope.channel):
                 conn.close(CloseCode.UNAUTHORIZED, "You got disconnected by the app")

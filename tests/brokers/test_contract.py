@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -273,3 +274,108 @@ async def test_cache_ttl_is_at_most_requested(broker: Broker, ttl: float) -> Non
     cached = await broker.cache_get(APP, "cache-t")
     assert cached is not None
     assert 0 < cached[1] <= ttl
+
+
+# History --------------------------------------------------------------------------------
+MIB = 1024 * 1024
+
+
+async def test_publish_history_numbers_and_delivers_sequenced(broker: Broker, inbox: Inbox) -> None:
+    await broker.subscribe(APP, "history-a")
+    sent = Envelope(APP, "history-a", b'{"event":"e","channel":"history-a","data":"1"}', "1.2")
+    first = await broker.publish_history(sent, 50, 120.0, MIB)
+    second = await broker.publish_history(Envelope(APP, "history-a", b"2"), 50, 120.0, MIB)
+
+    got = await inbox.wait_for(2)
+    assert (first, second) == (1, 2)
+    assert [(e.kind, e.seq, e.payload, e.except_socket_id) for e in got] == [
+        (EnvelopeKind.SEQUENCED, 1, sent.payload, "1.2"),
+        (EnvelopeKind.SEQUENCED, 2, b"2", None),
+    ]
+
+
+async def test_history_returns_exact_payloads_oldest_first(broker: Broker) -> None:
+    payloads = [b'{"event":"e","data":"%d"}' % n for n in range(5)]
+    for payload in payloads:
+        await broker.publish_history(Envelope(APP, "history-b", payload), 50, 120.0, MIB)
+
+    events = await broker.history(APP, "history-b", 50, 120.0)
+
+    assert [e.payload for e in events] == payloads
+    assert [e.seq for e in events] == [1, 2, 3, 4, 5]
+    assert all(abs(e.published_at - time.time()) < 30 for e in events)
+
+
+async def test_history_since_and_limit_pick_the_newest_after(broker: Broker) -> None:
+    for n in range(10):
+        await broker.publish_history(Envelope(APP, "history-c", b"%d" % n), 50, 120.0, MIB)
+
+    assert [e.seq for e in await broker.history(APP, "history-c", 3, 120.0)] == [8, 9, 10]
+    assert [e.seq for e in await broker.history(APP, "history-c", 50, 120.0, since=7)] == [
+        8,
+        9,
+        10,
+    ]
+    assert await broker.history(APP, "history-c", 0, 120.0) == []
+
+
+async def test_history_keeps_at_most_max_events(broker: Broker) -> None:
+    for n in range(300):
+        await broker.publish_history(Envelope(APP, "history-d", b"%d" % n), 20, 120.0, MIB)
+
+    events = await broker.history(APP, "history-d", 20, 120.0)
+
+    assert [e.payload for e in events] == [b"%d" % n for n in range(280, 300)]
+
+
+async def test_history_leaves_out_events_older_than_max_age(broker: Broker) -> None:
+    await broker.publish_history(Envelope(APP, "history-e", b"old"), 50, 0.2, MIB)
+    loop = asyncio.get_running_loop()
+    published = loop.time()
+    await asyncio.sleep(0.3)  # the age limit is wall-clock time in both brokers
+    assert loop.time() - published >= 0.2
+    await broker.publish_history(Envelope(APP, "history-e", b"new"), 50, 0.2, MIB)
+
+    assert [e.payload for e in await broker.history(APP, "history-e", 50, 0.2)] == [b"new"]
+
+
+async def test_history_is_per_app_and_channel(broker: Broker) -> None:
+    await broker.publish_history(Envelope(APP, "history-f", b"a"), 50, 120.0, MIB)
+    await broker.publish_history(Envelope(OTHER_APP, "history-f", b"b"), 50, 120.0, MIB)
+
+    assert [e.payload for e in await broker.history(APP, "history-f", 50, 120.0)] == [b"a"]
+    assert [e.seq for e in await broker.history(OTHER_APP, "history-f", 50, 120.0)] == [1]
+    assert await broker.history(APP, "history-none", 50, 120.0) == []
+
+
+# Idempotency ----------------------------------------------------------------------------
+async def test_idempotency_claim_once_then_stored_answer(broker: Broker) -> None:
+    assert await broker.idempotency_claim(APP, "k1", 30.0) is None
+    assert await broker.idempotency_claim(APP, "k1", 30.0) == b""
+    await broker.idempotency_store(APP, "k1", b'{"a":1}', 30.0)
+
+    assert await broker.idempotency_claim(APP, "k1", 30.0) == b'{"a":1}'
+    assert await broker.idempotency_claim(OTHER_APP, "k1", 30.0) is None
+
+
+async def test_idempotency_release_lets_a_retry_claim(broker: Broker) -> None:
+    assert await broker.idempotency_claim(APP, "k2", 30.0) is None
+    await broker.idempotency_release(APP, "k2")
+
+    assert await broker.idempotency_claim(APP, "k2", 30.0) is None
+
+
+async def test_idempotency_claim_expires_after_ttl(broker: Broker) -> None:
+    assert await broker.idempotency_claim(APP, "k3", 0.05) is None
+    await broker.idempotency_store(APP, "k3", b"{}", 0.05)
+
+    async def claimed() -> bool:
+        return await broker.idempotency_claim(APP, "k3", 30.0) is None
+
+    await eventually(claimed)
+
+
+async def test_idempotency_concurrent_claims_have_one_winner(broker: Broker) -> None:
+    results = await asyncio.gather(*(broker.idempotency_claim(APP, "k4", 30.0) for _ in range(20)))
+
+    assert results.count(None) == 1

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable
 import pytest
 from redis.asyncio import Redis
 
-from pusherd.brokers.base import ChannelStats, Envelope, Reaped
+from pusherd.brokers.base import ChannelStats, Envelope, EnvelopeKind, Reaped
 from pusherd.brokers.redis import RedisBroker, decode_envelope, encode_envelope
 from pusherd.errors import BrokerError
 from pusherd.metrics import Metrics
@@ -419,3 +419,64 @@ async def test_redis_prefixes_keep_two_deployments_apart_on_one_server(redis_url
 
             await eventually(only_blue_listens)
         assert len(blue_inbox.envelopes) == 1 and green_inbox.reaped == []
+
+
+# history ---------------------------------------------------------------------------------
+def test_envelope_encoding_round_trips_sequenced() -> None:
+    envelope = Envelope(APP, "c", b'{"event":"e"}', "12.34", EnvelopeKind.SEQUENCED, 123456789)
+    assert decode_envelope(APP, "c", encode_envelope(envelope)) == envelope
+    origin = decode_envelope(APP, "c", encode_envelope(envelope, origin="node-a"))
+    assert origin == envelope
+
+
+async def test_redis_history_is_shared_and_outlives_the_node_that_wrote_it(
+    make_node: MakeNode,
+) -> None:
+    a, _ = await make_node("a")
+    b, inbox_b = await make_node("b")
+    await b.subscribe(APP, "history-x")
+    for n in range(3):
+        await a.publish_history(Envelope(APP, "history-x", b"%d" % n), 50, 120.0, 0)
+    live = await inbox_b.wait_for(3)
+    await a.close()
+
+    assert [(e.seq, e.payload) for e in live] == [(1, b"0"), (2, b"1"), (3, b"2")]
+    assert [e.payload for e in await b.history(APP, "history-x", 50, 120.0)] == [
+        b"0",
+        b"1",
+        b"2",
+    ]
+
+
+async def test_redis_history_stream_expires_when_the_channel_is_idle(
+    make_node: MakeNode, redis_url: str
+) -> None:
+    a, _ = await make_node("a")
+    await a.publish_history(Envelope(APP, "history-idle", b"x"), 50, 30.0, 0)
+    client = Redis.from_url(redis_url)
+    try:
+        stream_ttl = await client.pttl(f"pusherd:h:{APP}:history-idle")
+        counter_ttl = await client.pttl(f"pusherd:hs:{APP}:history-idle")
+        length = await client.xlen(f"pusherd:h:{APP}:history-idle")
+    finally:
+        await client.aclose()
+
+    assert 29_000 < stream_ttl <= 30_000
+    assert counter_ttl > stream_ttl  # a number is never reused while it may be held
+    assert length == 1
+
+
+async def test_redis_history_during_an_outage_delivers_without_retaining(
+    own_redis_server: RedisServer, make_node: MakeNode
+) -> None:
+    a, inbox = await make_node("a", own_redis_server.url)
+    await a.subscribe(APP, "history-o")
+    own_redis_server.stop()
+    await wait_until(lambda: not a.ready)
+
+    seq = await a.publish_history(Envelope(APP, "history-o", b"during"), 50, 120.0, 0)
+
+    assert seq == 0
+    assert [(e.kind, e.payload) for e in inbox.envelopes] == [(EnvelopeKind.MESSAGE, b"during")]
+    with pytest.raises(BrokerError):
+        await a.history(APP, "history-o", 50, 120.0)

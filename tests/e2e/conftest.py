@@ -39,6 +39,7 @@ __all__ = [
     "APP",
     "COUNT_APP",
     "DISABLED_APP",
+    "HISTORY_RULES",
     "MASTER_KEY_B64",
     "AuthEndpoint",
     "NodeClient",
@@ -53,10 +54,17 @@ COUNT_APP = {"id": "23456", "key": "count-key", "secret": "count-secret"}
 DISABLED_APP = {"id": "34567", "key": "off-key", "secret": "off-secret"}
 MASTER_KEY_B64 = base64.b64encode(secrets.token_bytes(32)).decode()
 
+# Channel history for the default app (tests/e2e/test_history.py); first match wins.
+HISTORY_RULES: list[dict[str, Any]] = [
+    {"channel_prefix": "history-short-", "max_events": 3, "max_age": 2.0},
+    {"channel_prefix": "history-", "max_events": 1000, "max_age": 600.0},
+    {"channel_prefix": "presence-history-", "max_events": 50},
+]
+
 SERVER_CONFIG: dict[str, Any] = {
     "server": {"activity_timeout": 120},
     "apps": [
-        {**APP, "enable_client_messages": True},
+        {**APP, "enable_client_messages": True, "history": HISTORY_RULES},
         {**COUNT_APP, "subscription_count": True, "enable_client_messages": True},
         {**DISABLED_APP, "enabled": False},
     ],
@@ -173,6 +181,30 @@ class NodeClient:
             if self._eof or remaining <= 0:
                 why = "the driver exited" if self._eof else f"nothing within {timeout}s"
                 raise AssertionError(self.describe(f"{self.name}: expected {fields or ''}: {why}"))
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    async def line(
+        self, t: str, start: int = 0, timeout: float = DEFAULT_TIMEOUT
+    ) -> tuple[int, dict[str, Any]]:
+        """Await the first line of type ``t`` at index ``start`` or later; return both.
+
+        Unlike ``expect`` it looks at each line once, for drivers printing thousands.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        index = start
+        while True:
+            while index < len(self.events):
+                event = self.events[index]
+                if event.get("t") == t:
+                    return index, event
+                index += 1
+            remaining = deadline - loop.time()
+            if self._eof or remaining <= 0:
+                why = "the driver exited" if self._eof else f"nothing within {timeout}s"
+                raise AssertionError(self.describe(f"{self.name}: expected a {t} line: {why}"))
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)

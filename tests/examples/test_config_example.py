@@ -18,6 +18,7 @@ from pusherd.config import (
     WebhookSettings,
     load_config,
 )
+from pusherd.protocol.history import HistoryRule
 
 __all__: list[str] = []
 
@@ -64,6 +65,7 @@ def test_config_example_mentions_every_dataclass_field() -> None:
         ConsoleConfig,
         App,
         WebhookTarget,
+        HistoryRule,
     )
 
     missing = sorted(fields - _NOT_KEYS - mentioned)
@@ -77,6 +79,7 @@ def test_config_example_mentions_every_schema_key() -> None:
     for section in config_module._SCHEMA.values():
         schema_keys |= set(section)
     schema_keys |= set(config_module._APP_SCHEMA) | set(config_module._WEBHOOK_SCHEMA)
+    schema_keys |= set(config_module._HISTORY_SCHEMA)
 
     missing = sorted(schema_keys - mentioned)
 
@@ -115,3 +118,21 @@ def test_config_example_webhook_block_is_valid_when_uncommented(tmp_path: Path) 
     assert hook.channel_prefix == "private-"
     assert hook.headers == (("Authorization", "Bearer change-me"),)
     assert hook.batch is False
+
+
+def test_config_example_history_block_is_valid_when_uncommented(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    start = text.index("# [[apps.history]]")
+    block = text[start : text.index("\n\n", start)]
+    uncommented = "\n".join(
+        line[2:]
+        for line in block.splitlines()
+        if line.startswith("# [[") or (line.startswith("# ") and "=" in line)
+    )
+    path = tmp_path / "config-history.toml"
+    path.write_text(text + "\n" + uncommented + "\n", encoding="utf-8")
+
+    config = load_config(path, environ={})
+
+    (rule,) = config.apps[0].history
+    assert rule == HistoryRule(channel_prefix="private-alerts-", channel_suffix="")

@@ -37,6 +37,11 @@
 //   echo_channel {name, type: public|private|encrypted|presence, listen?: [names],
 //                 whispers?: [names], notification?: bool}
 //   echo_whisper {name, type, event, data}   echo_leave {name}   echo_signin
+//   cut                         destroy the open socket's TCP stream: a network cut, no
+//                               close frame (pusher-js sees 1006 and reconnects itself)
+//   watch_numbers {channel, event, total}   print {"t":"complete"} once ``total`` distinct
+//                               data.n of that event arrived on that channel
+
 'use strict';
 
 const crypto = require('crypto');
@@ -330,7 +335,28 @@ function exit(code) {
   setTimeout(() => process.exit(code), 1000).unref();
 }
 
+function cutSocket() {
+  const open = sockets.filter((ws) => ws.readyState === 1);
+  for (const ws of open) {
+    // faye-websocket's client keeps its net.Socket in _stream
+    if (ws._stream) ws._stream.destroy();
+  }
+  return open.length;
+}
+
 const handlers = {
+  cut() {
+    return cutSocket();
+  },
+  watch_numbers(cmd) {
+    const channel = pusher.channel(cmd.channel);
+    if (!channel) throw new Error('not subscribed: ' + cmd.channel);
+    const seen = new Set();
+    channel.bind(cmd.event, (data) => {
+      seen.add(data && data.n);
+      if (seen.size === cmd.total) out({ t: 'complete', total: cmd.total });
+    });
+  },
   subscribe(cmd) {
     if (cmd.bad) badChannels.add(cmd.channel);
     return tapChannel(pusher.subscribe(cmd.channel)).name;

@@ -7,10 +7,12 @@ import hashlib
 import hmac
 import json
 import time
+from dataclasses import replace
 
 import pytest
 
-from tests.server.conftest import Running
+from pusherd.config import ConsoleConfig
+from tests.server.conftest import Running, make_config, serve
 
 
 def publish_request(channel: str, extra_headers: bytes = b"", body: bytes | None = None) -> bytes:
@@ -179,3 +181,24 @@ async def test_rest_connection_can_be_upgraded_to_a_websocket_after_rest_calls(
         assert switched.startswith(b"HTTP/1.1 101 Switching Protocols")
     finally:
         writer.close()
+
+
+async def test_rest_connection_hands_a_request_for_another_route_to_uvicorn() -> None:
+    # A proxy's pooled upstream connection began with REST calls, then carries a request
+    # for the console: it must be served by the app, not answered 404 by the REST path.
+    config = replace(make_config(), console=ConsoleConfig(enabled=True, password="x" * 12))
+    async with serve(config) as r:
+        request = publish_request("c") + b"GET /console/login HTTP/1.1\r\nHost: x\r\n\r\n"
+        response = await exchange(r, request, b"</html>")
+    assert response.startswith(b"HTTP/1.1 200 OK")
+    assert response.count(b"HTTP/1.1 200") == 2
+    assert b"<form" in response
+
+
+async def test_rest_connection_keeps_order_when_a_foreign_request_follows_a_pipeline(
+    running: Running,
+) -> None:
+    requests = publish_request("a") + publish_request("b") + b"GET /elsewhere HTTP/1.1\r\n\r\n"
+    response = await exchange(running, requests, b"HTTP/1.1 ", 3)
+    assert response.count(b"HTTP/1.1 200 OK") == 2
+    assert response.index(b"HTTP/1.1 404") > response.rindex(b"HTTP/1.1 200 OK")

@@ -1,0 +1,214 @@
+"""Channel history on a node: publish into it, replay it on subscribe, with no gap or repeat.
+
+How a subscribe to a history channel stays exact while publishing goes on at full rate:
+
+1. The socket is indexed for live delivery (and the node subscribed at the broker)
+   *before* the history is read, and ``begin`` marks it as catching up: live events of
+   the channel that reach it from then on are held in its buffer, not sent.
+2. After ``subscription_succeeded``, ``replay`` reads the retained events and sends them
+   oldest first, then the held live events numbered above the last one replayed.
+3. The socket keeps a *floor* (the last number it got) until the first live event above
+   it arrives: with Redis, a live event published before the read may still be on its
+   way over the pub/sub connection, and it must not be sent twice. Pub/sub keeps the
+   order of a channel, so once one event above the floor arrived, none below can follow.
+   Where numbers may arrive out of order (Redis Cluster: ``history_in_order`` is
+   False), the floor stays for ``FLOOR_TTL`` instead.
+
+Every history event reaches the node as an ``EnvelopeKind.SEQUENCED`` envelope; ordinary
+``MESSAGE`` envelopes never come here, so channels without history cost nothing extra.
+A SEQUENCED envelope for a channel nobody is catching up on costs one dict lookup before
+the usual frame-once fan-out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pusherd.apps.base import App
+from pusherd.brokers.base import Broker, Envelope
+from pusherd.errors import BrokerError
+from pusherd.protocol.history import HistoryRule, Retained, match_rule
+from pusherd.server.ports import Socket
+
+if TYPE_CHECKING:
+    from pusherd.metrics import Metrics
+    from pusherd.server.hub import Hub
+
+__all__ = ["FLOOR_TTL", "ChannelHistory"]
+
+logger = logging.getLogger("pusherd.history")
+
+# Seconds a replayed socket keeps its floor when no later live event comes: far longer
+# than a pub/sub message can lag behind a command reply.
+FLOOR_TTL = 10.0
+
+ChannelKey = tuple[str, str]
+
+
+@dataclass(slots=True)
+class _Catchup:
+    # live events held while the replay is read: (seq, payload, except_socket_id)
+    held: list[tuple[int, bytes, str | None]] | None = field(default_factory=list)
+    floor: int = 0
+    timer: asyncio.TimerHandle | None = None
+
+
+class ChannelHistory:
+    """Publishes into history and replays it to subscribing sockets.
+
+    Args:
+        broker: stores, numbers and reads retained events.
+        hub: the node's local sockets per channel (for live delivery).
+        metrics: counts retained and replayed events.
+    """
+
+    def __init__(self, broker: Broker, hub: Hub, metrics: Metrics) -> None:
+        self._broker = broker
+        self._hub = hub
+        self._metrics = metrics
+        self._in_order = broker.history_in_order
+        self._catching_up: dict[ChannelKey, dict[Socket, _Catchup]] = {}
+
+    # publishing --------------------------------------------------------------------
+    async def publish(self, app: App, envelope: Envelope, client_event: bool = False) -> None:
+        """Publish ``envelope``: retained and numbered when a history rule matches.
+
+        Callers publish straight to the broker for apps without history rules (one
+        coroutine less per publish).
+        """
+        if app.history:
+            rule = match_rule(app.history, envelope.channel)
+            if rule is not None and (rule.client_events or not client_event):
+                await self._broker.publish_history(
+                    envelope, rule.max_events, rule.max_age, app.history_max_bytes
+                )
+                self._metrics.history_appended(app.id, len(envelope.payload))
+                return
+        await self._broker.publish(envelope)
+
+    # subscribing -------------------------------------------------------------------
+    def begin(self, conn: Socket, app: App, channel: str) -> HistoryRule | None:
+        """Start holding live events for ``conn`` if ``channel`` keeps history.
+
+        Call it once ``conn`` is indexed for live delivery and before the history is
+        read; return the rule (pass it to ``replay``), or None for other channels.
+        """
+        rule = match_rule(app.history, channel)
+        if rule is None:
+            return None
+        states = self._catching_up.setdefault((app.id, channel), {})
+        previous = states.get(conn)
+        if previous is not None and previous.timer is not None:
+            previous.timer.cancel()
+        states[conn] = _Catchup()
+        return rule
+
+    def cancel(self, conn: Socket, app_id: str, channel: str) -> None:
+        """Stop catching up (the subscribe failed or the socket went away)."""
+        key = (app_id, channel)
+        states = self._catching_up.get(key)
+        if states is None:
+            return
+        state = states.pop(conn, None)
+        if state is not None and state.timer is not None:
+            state.timer.cancel()
+        if not states:
+            del self._catching_up[key]
+
+    async def replay(self, conn: Socket, app: App, channel: str, rule: HistoryRule) -> None:
+        """Send the retained events, then the live ones held meanwhile (see module doc)."""
+        key = (app.id, channel)
+        try:
+            events = await self._broker.history(app.id, channel, rule.max_events, rule.max_age)
+        except BrokerError as exc:
+            logger.warning("history of %s unavailable for replay: %s", channel, exc)
+            events = []
+        state = self._catching_up.get(key, {}).get(conn)
+        if state is None or state.held is None:
+            return  # cancelled, or a newer subscribe of this socket took over
+        if conn.closing or not self._hub.has(app.id, channel, conn):
+            self.cancel(conn, app.id, channel)
+            return
+        socket_id = conn.socket_id
+        last = 0
+        events = self._fitting(events, conn.max_buffer)
+        for event in events:
+            if event.except_socket_id != socket_id:
+                conn.send(event.payload)
+            last = event.seq
+        held, state.held = state.held, None
+        dropped = 0
+        for seq, payload, except_id in held:
+            if seq <= last:
+                dropped += 1
+                continue
+            if except_id != socket_id:
+                conn.send(payload)
+            last = seq
+        self._metrics.history_replayed(app.id, len(events))
+        if dropped:
+            self._metrics.history_overlap_dropped(app.id, dropped)
+        if not last:
+            self.cancel(conn, app.id, channel)
+            return
+        state.floor = last
+        state.timer = asyncio.get_running_loop().call_later(
+            FLOOR_TTL, self._expire, key, conn, state
+        )
+
+    @staticmethod
+    def _fitting(events: list[Retained], max_buffer: int) -> list[Retained]:
+        """Keep the newest events that fit in half the socket's write bound.
+
+        A replay larger than ``max_write_buffer_kb`` would cut the socket off as a slow
+        consumer (4100), and pusher-js would reconnect into the same replay.
+        """
+        room = max_buffer // 2
+        total = 0
+        for index in range(len(events) - 1, -1, -1):
+            total += len(events[index].payload) + 10  # frame header
+            if total > room:
+                logger.info("replay trimmed to the newest %d events", len(events) - index - 1)
+                return events[index + 1 :]
+        return events
+
+    def _expire(self, key: ChannelKey, conn: Socket, state: _Catchup) -> None:
+        states = self._catching_up.get(key)
+        if states is not None and states.get(conn) is state:
+            state.timer = None
+            self.cancel(conn, *key)
+
+    # delivering --------------------------------------------------------------------
+    def deliver(self, envelope: Envelope) -> None:
+        """Fan out a SEQUENCED envelope, holding or dropping it for catching-up sockets."""
+        app_id, channel = envelope.app_id, envelope.channel
+        states = self._catching_up.get((app_id, channel))
+        if states is None:
+            self._hub.fanout(app_id, channel, envelope.payload, envelope.except_socket_id)
+            return
+        seq, payload, except_id = envelope.seq, envelope.payload, envelope.except_socket_id
+        sent = dropped = 0
+        for conn in self._hub.subscribers(app_id, channel):
+            state = states.get(conn)
+            if state is None:
+                if except_id is None or conn.socket_id != except_id:
+                    conn.send(payload)
+                    sent += 1
+            elif state.held is not None:
+                state.held.append((seq, payload, except_id))
+            elif seq <= state.floor:
+                dropped += 1
+            else:
+                if self._in_order:
+                    self.cancel(conn, app_id, channel)
+                # else: an older number may still come; the floor stays until FLOOR_TTL
+                if except_id is None or conn.socket_id != except_id:
+                    conn.send(payload)
+                    sent += 1
+        if sent:
+            self._metrics.messages_sent(app_id, sent, sent * len(payload))
+        if dropped:
+            self._metrics.history_overlap_dropped(app_id, dropped)
