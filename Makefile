@@ -26,7 +26,8 @@ run: install
 	$(VENV)/bin/pusherd serve $(if $(CONFIG),--config $(CONFIG))
 
 # Debian packages the suite runs for real: redis-server (with redis-cli, for Redis Cluster),
-# openssl (TLS certificates for Redis), caddy, chromium, nginx.
+# openssl (TLS certificates for Redis), caddy, chromium, nginx, php-cli (the Laravel webhook
+# recipe's logic).
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
@@ -35,6 +36,7 @@ system-deps:
 	command -v caddy >/dev/null || missing="$$missing caddy"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v nginx >/dev/null || missing="$$missing nginx-light"; \
+	command -v php >/dev/null || missing="$$missing php-cli"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  echo "installing:$$missing"; \

@@ -1,4 +1,7 @@
-"""Configuration: frozen dataclasses loaded from TOML plus ``PUSHERD_*``/``REVERB_*`` overrides.
+"""Configuration: frozen dataclasses from TOML plus environment overrides.
+
+The variables are ``PUSHERD_*``, then the ``REVERB_*``, ``SOKETI_*`` and ``PUSHER_APP_*``
+names of the servers and Laravel apps pusherd replaces.
 
 Every key and its default is documented in ``config.example.toml``. Errors raise
 ``ConfigError`` with the file name and, where it can be found, the line number.
@@ -6,6 +9,8 @@ Every key and its default is documented in ``config.example.toml``. Errors raise
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import os
 import re
@@ -18,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pusherd.apps.base import WEBHOOK_EVENT_TYPES, App, WebhookTarget
 from pusherd.errors import ConfigError
@@ -340,6 +346,14 @@ def _build_app(raw: Mapping[str, Any], index: int, loc: _Locator, hook_base: int
                 "allowed_origins must be non-empty strings", "apps", "allowed_origins", index
             )
         fields["allowed_origins"] = tuple(origins)
+    master = raw.get("encryption_master_key_base64")
+    if master and not _is_master_key(master):
+        raise loc.error(
+            f"apps[{index}].encryption_master_key_base64 must be base64 of 32 bytes",
+            "apps",
+            "encryption_master_key_base64",
+            index,
+        )
     for name in (
         "max_connections",
         "max_client_events_per_second",
@@ -354,6 +368,13 @@ def _build_app(raw: Mapping[str, Any], index: int, loc: _Locator, hook_base: int
         if raw.get(name, 0) < 0:
             raise loc.error(f"apps[{index}].{name} must be >= 0", "apps", name, index)
     return App(webhooks=tuple(webhooks), **fields)
+
+
+def _is_master_key(value: str) -> bool:
+    try:
+        return len(base64.b64decode(value, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
 
 
 def _build_history(raw: Mapping[str, Any], index: int, loc: _Locator) -> HistoryRule:
@@ -623,6 +644,34 @@ def _check_unique(apps: tuple[App, ...], loc: _Locator) -> None:
             seen.add(value)
 
 
+# Families of app credentials, in order of precedence; the first with any of the three set
+# is used, and it must set all three.
+_APP_ENV_FAMILIES = (
+    ("PUSHERD_APP_ID", "PUSHERD_APP_KEY", "PUSHERD_APP_SECRET"),
+    ("REVERB_APP_ID", "REVERB_APP_KEY", "REVERB_APP_SECRET"),
+    ("SOKETI_DEFAULT_APP_ID", "SOKETI_DEFAULT_APP_KEY", "SOKETI_DEFAULT_APP_SECRET"),
+    ("PUSHER_APP_ID", "PUSHER_APP_KEY", "PUSHER_APP_SECRET"),
+)
+_SOKETI_DRIVERS = {"local": "memory", "redis": "redis"}
+_TRUTHY = {"1", "true", "yes"}
+
+
+def _redis_url_from(environ: Mapping[str, str], prefix: str) -> str | None:
+    """``redis://`` from ``{prefix}HOST``/``PORT``/``USERNAME``/``PASSWORD``/``DB``, if any is set.
+
+    soketi's ``SOKETI_DB_REDIS_*`` and Laravel's ``REDIS_*`` (Reverb scaling) use them.
+    """
+    names = ("HOST", "PORT", "USERNAME", "PASSWORD", "DB")
+    values = {n: environ.get(f"{prefix}{n}", "") for n in names}
+    if not any(values.values()):
+        return None
+    auth = ""
+    if values["PASSWORD"]:
+        auth = f"{quote(values['USERNAME'], safe='')}:{quote(values['PASSWORD'], safe='')}@"
+    host = values["HOST"] or "127.0.0.1"
+    return f"redis://{auth}{host}:{values['PORT'] or '6379'}/{values['DB'] or '0'}"
+
+
 def _env_overrides(config: Config, environ: Mapping[str, str]) -> Config:
     def pick(*names: str) -> str | None:
         for name in names:
@@ -633,16 +682,15 @@ def _env_overrides(config: Config, environ: Mapping[str, str]) -> Config:
 
     server = config.server
     host = pick("PUSHERD_HOST", "REVERB_SERVER_HOST")
-    port = pick("PUSHERD_PORT", "REVERB_SERVER_PORT")
+    port_names = ("PUSHERD_PORT", "REVERB_SERVER_PORT", "SOKETI_PORT")
+    port = pick(*port_names)
     if host:
         server = replace(server, host=host)
     if port:
         if not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ConfigError(
-                f"PUSHERD_PORT/REVERB_SERVER_PORT must be a port number, got {port!r}"
-            )
+            raise ConfigError(f"{'/'.join(port_names)} must be a port number, got {port!r}")
         server = replace(server, port=int(port))
-    prefix = environ.get("PUSHERD_PATH_PREFIX")
+    prefix = environ.get("PUSHERD_PATH_PREFIX", environ.get("SOKETI_PATH_PREFIX"))
     if prefix is not None:
         prefix = prefix.rstrip("/")
         if prefix and not prefix.startswith("/"):
@@ -654,7 +702,19 @@ def _env_overrides(config: Config, environ: Mapping[str, str]) -> Config:
         if driver not in DRIVERS:
             raise ConfigError(f"PUSHERD_DRIVER must be one of {', '.join(DRIVERS)}, got {driver!r}")
         scaling = replace(scaling, driver=driver)
-    redis_url = environ.get("PUSHERD_REDIS_URL")
+    elif environ.get("REVERB_SCALING_ENABLED", "") in _TRUTHY:
+        scaling = replace(scaling, driver="redis")
+    elif environ.get("SOKETI_ADAPTER_DRIVER"):
+        soketi_driver = environ["SOKETI_ADAPTER_DRIVER"]
+        if soketi_driver not in _SOKETI_DRIVERS:
+            raise ConfigError(
+                f"SOKETI_ADAPTER_DRIVER={soketi_driver!r} has no pusherd equivalent: "
+                "use 'local' (one process) or 'redis' (a cluster)"
+            )
+        scaling = replace(scaling, driver=_SOKETI_DRIVERS[soketi_driver])
+    redis_url = environ.get("PUSHERD_REDIS_URL") or _redis_url_from(environ, "SOKETI_DB_REDIS_")
+    if not redis_url and environ.get("REVERB_SCALING_ENABLED", "") in _TRUTHY:
+        redis_url = environ.get("REDIS_URL") or _redis_url_from(environ, "REDIS_")
     if redis_url:
         scaling = replace(scaling, redis_url=redis_url)
     for name, attr in (
@@ -680,21 +740,25 @@ def _env_overrides(config: Config, environ: Mapping[str, str]) -> Config:
     if node_id:
         scaling = replace(scaling, node_id=node_id)
     apps = config.apps
-    app_id = pick("PUSHERD_APP_ID", "REVERB_APP_ID")
-    app_key = pick("PUSHERD_APP_KEY", "REVERB_APP_KEY")
-    app_secret = pick("PUSHERD_APP_SECRET", "REVERB_APP_SECRET")
-    if app_id or app_key or app_secret:
+    for names in _APP_ENV_FAMILIES:
+        app_id, app_key, app_secret = (environ.get(name) or None for name in names)
+        if not (app_id or app_key or app_secret):
+            continue
         if not (app_id and app_key and app_secret):
             raise ConfigError(
-                "set all of PUSHERD_APP_ID, PUSHERD_APP_KEY and PUSHERD_APP_SECRET "
-                "(or REVERB_APP_ID/_KEY/_SECRET), not only some"
+                f"set all of {', '.join(names)} (or PUSHERD_APP_ID/_KEY/_SECRET), not only some"
             )
-        for name, value in (("PUSHERD_APP_ID", app_id), ("PUSHERD_APP_KEY", app_key)):
+        for name, value in ((names[0], app_id), (names[1], app_key)):
             if not _IDENTIFIER.fullmatch(value):
                 raise ConfigError(f"{name} {_IDENTIFIER_RULE}, got {value!r}")
         base = apps[0] if len(apps) == 1 else DEV_APP
         apps = (replace(base, id=AppId(app_id), key=AppKey(app_key), secret=app_secret),)
-    debug = config.debug or environ.get("PUSHERD_DEBUG", "") in {"1", "true", "yes"}
+        break
+    debug = (
+        config.debug
+        or environ.get("PUSHERD_DEBUG", "") in _TRUTHY
+        or environ.get("SOKETI_DEBUG", "") in _TRUTHY
+    )
     console = config.console
     password = environ.get("PUSHERD_CONSOLE_PASSWORD")
     if password:

@@ -8,21 +8,27 @@ and several apps in one process never share counters.
 Counters and gauges on the hot paths are plain integers in a dict, turned into
 Prometheus families only when ``/metrics`` is scraped: a ``prometheus_client``
 ``Counter.inc`` takes a lock and a label lookup, which is too much per message.
-Histograms (REST latency, webhook latency, publish-to-write) stay native.
+Histograms of latency (REST, webhooks, publish-to-write) stay native; message sizes are
+a plain-integer histogram too, since they are observed per message (and once per fan-out
+with its count, never per delivery). ``users_online`` is computed on scrape by a
+callback, so it costs nothing between scrapes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-__all__ = ["CONTENT_TYPE", "Metrics"]
+__all__ = ["CONTENT_TYPE", "SIZE_BUCKETS", "Metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
+# Upper bounds in bytes: Pusher's 10 KB event limit sits between 8 and 16 KiB.
+SIZE_BUCKETS = (64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 1048576)
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 # name -> (kind, help, label names)
@@ -63,7 +69,57 @@ _FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     "broker_calls": ("counter", "Broker round-trips", ("op",)),
     "broker_errors": ("counter", "Broker failures", ("op",)),
+    "errors": ("counter", "pusher:error messages and error closes sent, by code", ("code",)),
 }
+
+
+class _SizeHistogram(Collector):
+    """``message_size_bytes{direction}`` as plain per-bucket integers, summed on scrape."""
+
+    DIRECTIONS = ("received", "sent", "rest")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        # direction -> [count per bucket..., count above the last bound]
+        self.buckets = {d: [0] * (len(SIZE_BUCKETS) + 1) for d in self.DIRECTIONS}
+        self.sums = dict.fromkeys(self.DIRECTIONS, 0)
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(
+            self.name,
+            "Message sizes in bytes: received from clients, sent to clients, REST bodies",
+            labels=("direction",),
+        )
+        for direction in self.DIRECTIONS:
+            counts = self.buckets[direction]
+            cumulative, running = [], 0
+            for bound, count in zip((*SIZE_BUCKETS, float("inf")), counts, strict=True):
+                running += count
+                cumulative.append(("+Inf" if bound == float("inf") else str(float(bound)), running))
+            family.add_metric([direction], cumulative, sum_value=self.sums[direction])
+        yield family
+
+
+class _UsersOnline(Collector):
+    """``users_online{app_id}``: this node's count, asked of its source on scrape (0 for
+    apps seen before)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.source: Callable[[], Mapping[str, int]] | None = None
+        self.seen: set[str] = set()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            self.name,
+            "Distinct users online (signed in or in a presence channel) on this node",
+            labels=("app_id",),
+        )
+        counts = dict(self.source()) if self.source is not None else {}
+        self.seen.update(counts)
+        for app_id in sorted(self.seen):
+            family.add_metric([app_id], counts.get(app_id, 0))
+        yield family
 
 
 class _Values(Collector):
@@ -103,6 +159,13 @@ class Metrics:
         self._tx = v["socket_transmitted_bytes"]
         self._subscriptions = v["subscriptions"]
         self._channels = v["channels"]
+        self._errors = v["errors"]
+        self._sizes = _SizeHistogram(f"{prefix}message_size_bytes")
+        self.registry.register(self._sizes)
+        self._size_received = self._sizes.buckets["received"]
+        self._size_sent = self._sizes.buckets["sent"]
+        self._users = _UsersOnline(f"{prefix}users_online")
+        self.registry.register(self._users)
         r = self.registry
         self._http_latency = Histogram(
             f"{prefix}http_request_duration_seconds",
@@ -147,12 +210,28 @@ class Metrics:
         key = (app_id,)
         self._received[key] = self._received.get(key, 0) + 1
         self._rx[key] = self._rx.get(key, 0) + nbytes
+        self._size_received[bisect_left(SIZE_BUCKETS, nbytes)] += 1
+        self._sizes.sums["received"] += nbytes
 
     def messages_sent(self, app_id: str, count: int, nbytes: int) -> None:
-        """Count ``count`` messages totalling ``nbytes`` (one call per fan-out)."""
+        """Count ``count`` equal messages totalling ``nbytes`` (one call per fan-out).
+
+        The size histogram gets ``count`` observations of ``nbytes / count`` in one step.
+        """
         key = (app_id,)
         self._sent[key] = self._sent.get(key, 0) + count
         self._tx[key] = self._tx.get(key, 0) + nbytes
+        self._size_sent[bisect_left(SIZE_BUCKETS, nbytes // count if count else 0)] += count
+        self._sizes.sums["sent"] += nbytes
+
+    def error_sent(self, code: int | None) -> None:
+        """A ``pusher:error`` or an error close (any code but 1000) went to a client."""
+        key = (str(code) if code is not None else "none",)
+        self._errors[key] = self._errors.get(key, 0) + 1
+
+    def count_users_with(self, source: Callable[[], Mapping[str, int]]) -> None:
+        """Use ``source()`` (app id -> distinct users online) for ``users_online`` on scrape."""
+        self._users.source = source
 
     def slow_consumer(self, app_id: str) -> None:
         self._add("slow_consumer_disconnects", (app_id,))
@@ -186,6 +265,8 @@ class Metrics:
         child.observe(seconds)
         if received:
             self._add("http_received_bytes", (), received)
+            self._sizes.buckets["rest"][bisect_left(SIZE_BUCKETS, received)] += 1
+            self._sizes.sums["rest"] += received
         if sent:
             self._add("http_transmitted_bytes", (), sent)
 

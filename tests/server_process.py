@@ -28,12 +28,19 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-__all__ = ["ServerProcess", "ServerStartError", "free_port", "to_toml"]
+__all__ = ["ServerProcess", "ServerStartError", "clean_env", "free_port", "to_toml"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Environment variables that reconfigure the server; a test must opt in to them explicitly.
-_CONFIG_ENV_PREFIXES = ("PUSHERD_", "REVERB_")
+_CONFIG_ENV_PREFIXES = ("PUSHERD_", "REVERB_", "SOKETI_", "PUSHER_")
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without any variable that reconfigures pusherd."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_CONFIG_ENV_PREFIXES)}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
 
 
 class ServerStartError(RuntimeError):
@@ -141,8 +148,7 @@ class ServerProcess:
         self.config_path = workdir / "pusherd.toml"
         self.config_path.write_text(text, encoding="utf-8")
         self.log_path = workdir / "server.log"
-        self._env = {k: v for k, v in os.environ.items() if not k.startswith(_CONFIG_ENV_PREFIXES)}
-        self._env["PYTHONUNBUFFERED"] = "1"
+        self._env = clean_env()
         self._env.update(env or {})
         self._extra_args = list(extra_args)
         self._log_file: Any = None

@@ -142,6 +142,49 @@ def test_cli_module_entry_point_check_config_exit_status(tmp_path: Path) -> None
     assert f"{path}:2" in result.stderr
 
 
+def test_cli_serve_env_file_reads_laravel_reverb_block(tmp_path: Path) -> None:
+    from tests.server_process import ServerProcess, clean_env
+
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        'APP_ENV=staging\nREVERB_APP_ID=4711\nREVERB_APP_KEY="key-${APP_ENV}"\n'
+        "REVERB_APP_SECRET='sec#ret' # the secret\n",
+        encoding="utf-8",
+    )
+    with ServerProcess({}, extra_args=["--env-file", str(env_file)]) as server:
+        assert "app id=4711 key=key-staging" in server.output()
+        listing = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pusherd",
+                "channels",
+                "--env-file",
+                str(env_file),
+                "--url",
+                server.http_url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            env=clean_env(),
+        )
+        assert listing.returncode == 0, listing.stdout + listing.stderr
+        assert listing.stdout.splitlines() == ["CHANNEL  SUBSCRIPTIONS", "0 channel(s)"]
+
+
+def test_cli_version_names_python_and_uvloop(capsys: pytest.CaptureFixture[str]) -> None:
+    import platform
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out.strip()
+    assert re.fullmatch(r"pusherd \d+\.\d+\.\d+\S* \(Python [\d.]+, uvloop [\d.]+\)", out), out
+    assert platform.python_version() in out
+
+
 @pytest.mark.parametrize("password", ["", "short-pass"])
 def test_cli_check_config_refuses_an_enabled_console_without_a_long_password(
     capsys: pytest.CaptureFixture[str],
@@ -174,8 +217,8 @@ def test_cli_banner_names_the_console_address_when_enabled(
 ) -> None:
     from dataclasses import replace
 
-    from pusherd.cli import _banner
     from pusherd.config import Config, ConsoleConfig, MetricsConfig
+    from pusherd.tools.serve import _banner
 
     config = replace(Config(), console=ConsoleConfig(enabled=True, password="x" * 12))
     _banner(config)

@@ -590,6 +590,74 @@ def test_config_env_app_key_must_be_url_safe() -> None:
         load_config(None, environ=env)
 
 
+def test_config_env_soketi_names() -> None:
+    env = {
+        "SOKETI_PORT": "6001",
+        "SOKETI_DEFAULT_APP_ID": "app-id",
+        "SOKETI_DEFAULT_APP_KEY": "app-key-s",
+        "SOKETI_DEFAULT_APP_SECRET": "app-secret-s",
+        "SOKETI_ADAPTER_DRIVER": "redis",
+        "SOKETI_DB_REDIS_HOST": "10.1.1.1",
+        "SOKETI_DB_REDIS_PASSWORD": "p/w",
+        "SOKETI_DEBUG": "1",
+    }
+    config = load_config(None, environ=env)
+    assert config.server.port == 6001
+    (app,) = config.apps
+    assert (app.id, app.key, app.secret) == ("app-id", "app-key-s", "app-secret-s")
+    assert config.scaling.driver == "redis"
+    assert config.scaling.redis_url == "redis://:p%2Fw@10.1.1.1:6379/0"
+    assert config.debug
+
+
+def test_config_env_pusherd_names_win_over_soketi_and_reverb() -> None:
+    env = {
+        "PUSHERD_PORT": "7000",
+        "SOKETI_PORT": "6001",
+        "REVERB_APP_ID": "r",
+        "REVERB_APP_KEY": "rk",
+        "REVERB_APP_SECRET": "rs",
+        "SOKETI_DEFAULT_APP_ID": "s",
+        "SOKETI_DEFAULT_APP_KEY": "sk",
+        "SOKETI_DEFAULT_APP_SECRET": "ss",
+        "PUSHERD_DRIVER": "memory",
+        "SOKETI_ADAPTER_DRIVER": "redis",
+    }
+    config = load_config(None, environ=env)
+    assert config.server.port == 7000
+    assert config.apps[0].id == "r"
+    assert config.scaling.driver == "memory"
+
+
+def test_config_env_soketi_driver_without_equivalent_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="SOKETI_ADAPTER_DRIVER='nats'"):
+        load_config(None, environ={"SOKETI_ADAPTER_DRIVER": "nats"})
+
+
+def test_config_env_pusher_app_block_and_reverb_scaling() -> None:
+    env = {
+        "PUSHER_APP_ID": "9",
+        "PUSHER_APP_KEY": "pk",
+        "PUSHER_APP_SECRET": "ps",
+        "REVERB_SCALING_ENABLED": "true",
+        "REDIS_HOST": "cache.internal",
+        "REDIS_PORT": "6380",
+    }
+    config = load_config(None, environ=env)
+    assert (config.apps[0].id, config.apps[0].key) == ("9", "pk")
+    assert config.scaling.driver == "redis"
+    assert config.scaling.redis_url == "redis://cache.internal:6380/0"
+
+
+def test_config_encryption_master_key_must_be_32_bytes(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        '[[apps]]\nid = "1"\nkey = "k"\nsecret = "s"\nencryption_master_key_base64 = "c2hvcnQ="\n',
+    )
+    with pytest.raises(ConfigError, match="base64 of 32 bytes"):
+        load_config(path, environ={})
+
+
 def test_config_schema_is_read_off_the_dataclasses() -> None:
     from dataclasses import fields
 

@@ -239,4 +239,74 @@ def test_exposition_labels_are_only_bounded_ids_and_outcomes() -> None:
     metrics.broker_call("publish")
     metrics.broker_error("publish")
     label_names = {name for _, labels in scrape(metrics) for name, _ in labels}
-    assert label_names <= {"app_id", "code", "endpoint", "status", "outcome", "limit", "op", "le"}
+    bounded = {"app_id", "code", "endpoint", "status", "outcome", "limit", "op", "le", "direction"}
+    assert label_names <= bounded
+
+
+def _buckets(metrics: Metrics, direction: str) -> dict[str, float]:
+    return {
+        dict(labels)["le"]: sample_value
+        for (name, labels), sample_value in scrape(metrics).items()
+        if name == "pusherd_message_size_bytes_bucket" and dict(labels)["direction"] == direction
+    }
+
+
+def test_message_sizes_are_histograms_by_direction() -> None:
+    metrics = Metrics()
+    assert families(metrics)["pusherd_message_size_bytes"] == "histogram"
+    metrics.message_received("a", 100)
+    metrics.message_received("a", 5000)
+    metrics.messages_sent("a", 3, 3 * 600)  # one fan-out: three 600-byte frames
+    metrics.http_request("events", 200, 0.001, received=2000, sent=2)
+    metrics.http_request("channels", 200, 0.001)  # a GET: no body, no observation
+    received = _buckets(metrics, "received")
+    assert (received["64.0"], received["128.0"], received["4096.0"], received["8192.0"]) == (
+        0,
+        1,
+        1,
+        2,
+    )
+    assert received["+Inf"] == 2
+    sent = _buckets(metrics, "sent")
+    assert (sent["512.0"], sent["1024.0"], sent["+Inf"]) == (0, 3, 3)
+    rest = _buckets(metrics, "rest")
+    assert (rest["1024.0"], rest["2048.0"], rest["+Inf"]) == (0, 1, 1)
+    assert value(metrics, "pusherd_message_size_bytes_sum", direction="sent") == 1800
+    assert value(metrics, "pusherd_message_size_bytes_count", direction="received") == 2
+    assert value(metrics, "pusherd_message_size_bytes_count", direction="rest") == 1
+
+
+def test_message_size_above_the_last_bucket_lands_in_inf_only() -> None:
+    metrics = Metrics()
+    metrics.message_received("a", 2_000_000)
+    received = _buckets(metrics, "received")
+    assert received["1048576.0"] == 0
+    assert received["+Inf"] == 1
+
+
+def test_errors_are_counted_by_code() -> None:
+    metrics = Metrics()
+    assert families(metrics)["pusherd_errors"] == "counter"
+    for code in (4009, 4009, 4301, None):
+        metrics.error_sent(code)
+    assert value(metrics, "pusherd_errors_total", code="4009") == 2
+    assert value(metrics, "pusherd_errors_total", code="4301") == 1
+    assert value(metrics, "pusherd_errors_total", code="none") == 1
+
+
+def test_users_online_asks_its_source_on_scrape_and_keeps_zero_for_seen_apps() -> None:
+    metrics = Metrics()
+    assert families(metrics)["pusherd_users_online"] == "gauge"
+    counts = {"a": 2, "b": 1}
+    calls = []
+
+    def source() -> dict[str, int]:
+        calls.append(1)
+        return dict(counts)
+
+    metrics.count_users_with(source)
+    assert calls == []
+    assert value(metrics, "pusherd_users_online", app_id="a") == 2
+    del counts["a"]
+    assert value(metrics, "pusherd_users_online", app_id="a") == 0
+    assert value(metrics, "pusherd_users_online", app_id="b") == 1

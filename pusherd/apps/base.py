@@ -71,6 +71,9 @@ class App:
     history: tuple[HistoryRule, ...] = ()
     history_max_bytes: int = DEFAULT_MAX_BYTES
     idempotency_ttl: float = 300.0
+    # Only the tools use it (``tail``, ``trigger``, ``auth-server`` on encrypted
+    # channels); the server never decrypts.
+    encryption_master_key_base64: str = field(default="", repr=False)
 
     @property
     def max_event_payload_bytes(self) -> int:

@@ -8,6 +8,8 @@ the connection turns them into frames. Time is passed in, never read.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import orjson
 
 from pusherd.apps.base import App
@@ -31,7 +33,7 @@ from pusherd.protocol.presence import Member, parse_member
 from pusherd.protocol.ratelimit import TokenBucket
 from pusherd.protocol.signing import auth_matches
 
-__all__ = ["MAX_CHANNELS_PER_SOCKET", "MAX_WATCHLIST", "PONG", "Session"]
+__all__ = ["MAX_CHANNELS_PER_SOCKET", "MAX_WATCHLIST", "PONG", "Session", "distinct_users"]
 
 MAX_CHANNELS_PER_SOCKET = 1000
 MAX_WATCHLIST = 100
@@ -316,3 +318,20 @@ class Session:
 
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+def distinct_users(sessions: Iterable[Session | None]) -> dict[str, int]:
+    """Distinct users per app: signed in (``pusher:signin``) or members of a presence channel.
+
+    A user with several sockets, or in several presence channels, counts once per app.
+    """
+    users: dict[str, set[str]] = {}
+    for session in sessions:
+        if session is None:
+            continue
+        ids = {member.user_id for member in session.channels.values() if member is not None}
+        if session.user_id is not None:
+            ids.add(session.user_id)
+        if ids:
+            users.setdefault(session.app.id, set()).update(ids)
+    return {app_id: len(ids) for app_id, ids in users.items()}

@@ -29,6 +29,7 @@ from pusherd.console.runtime import ConsoleRuntime
 from pusherd.lifecycle import Lifecycle
 from pusherd.metrics import Metrics
 from pusherd.observer import Observer
+from pusherd.protocol.session import distinct_users
 from pusherd.server.connection import ConnectionServices
 from pusherd.server.eager import Tasks
 from pusherd.server.front_door import FrontDoor, Upgrades
@@ -91,6 +92,7 @@ def build(
         broker, hub, webhooks, observer, apps, tasks.spawn, config.webhooks.delay, history
     )
     sockets = Sockets(server, apps, broker, hub, membership, observer, clock, tasks.spawn, history)
+    metrics.count_users_with(lambda: distinct_users(c.session for c in sockets.connections))
     services = ConnectionServices(
         membership=membership,
         disconnected=sockets.closed,
@@ -121,7 +123,9 @@ def build(
     metrics_config = config.metrics
     listener = None
     readiness = Readiness(broker, sockets)
-    probes = Probes(readiness.answer, metrics, metrics_config.enabled)
+    probes = Probes(
+        readiness.answer, metrics, metrics_config.enabled, scaling.node_id, sockets.__len__, clock
+    )
     if metrics_config.enabled and metrics_config.port:
         listener = MetricsListener(probes, metrics_config.host or server.host, metrics_config.port)
     prefix = server.path_prefix.encode()

@@ -207,6 +207,7 @@ class Connection(Writer):
             self.write_now(reply)
             self.transport.close()
         elif opcode is Opcode.BINARY:
+            self.services.metrics.error_sent(None)
             self.send_frame(_BINARY_ERROR)
 
     def _on_text(self, payload: bytes) -> None:
@@ -307,6 +308,7 @@ class Connection(Writer):
             self.services.observer.refused(
                 self.app.id, self.socket_id, exc.channel, exc.message, exc.status
             )
+        self.services.metrics.error_sent(exc.code)
         for payload in error_messages(exc):
             self.send(payload)
 
@@ -322,6 +324,8 @@ class Connection(Writer):
         """Send ``pusher:error`` (for 4xxx codes) and a close frame, then linger-close."""
         if self.closing:
             return
+        if code != CloseStatus.NORMAL:
+            self.services.metrics.error_sent(code)
         if error_frame and code >= 4000:
             self.write_now(text_frame(encode_error(message, code)))
         self.closing = True

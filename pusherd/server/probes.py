@@ -1,4 +1,5 @@
-"""Cheap, unauthenticated probes: ``/up`` (alive), ``/ready`` (accepting), ``/metrics``.
+"""Cheap, unauthenticated probes: ``/up`` (alive), ``/ready`` (accepting), ``/health``
+(status JSON for uptime monitors), ``/metrics``.
 
 One answer for each, whichever way the request came: the keep-alive REST fast path,
 Starlette (behind uvicorn's HTTP protocol) or the metrics port.
@@ -6,18 +7,21 @@ Starlette (behind uvicorn's HTTP protocol) or the metrics port.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from pusherd import __version__
 from pusherd.metrics import CONTENT_TYPE, Metrics
 from pusherd.protocol.http import JSON, PLAIN
 
 __all__ = ["PATHS", "Answer", "Probes"]
 
-PATHS = ("/up", "/ready", "/metrics")
+PATHS = ("/up", "/ready", "/health", "/metrics")
 Answer = tuple[int, bytes, bytes]
 _UP: Answer = (200, b'{"health":"OK"}', JSON)
 _NOT_FOUND: Answer = (404, b"Not found\n", PLAIN)
@@ -29,6 +33,8 @@ class Probes:
     Args:
         readiness: (status, body): 200 while the node accepts sockets, else 503 and why.
         metrics: rendered for ``/metrics`` when ``metrics_enabled``.
+        node_id, connections: named in ``/health`` (``connections()``: open sockets here).
+        clock: monotonic seconds; ``/health``'s uptime counts from construction.
     """
 
     def __init__(
@@ -36,10 +42,31 @@ class Probes:
         readiness: Callable[[], tuple[int, dict[str, object]]],
         metrics: Metrics,
         metrics_enabled: bool,
+        node_id: str = "",
+        connections: Callable[[], int] = lambda: 0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._readiness = readiness
         self._metrics = metrics
         self._metrics_enabled = metrics_enabled
+        self._node_id = node_id
+        self._connections = connections
+        self._clock = clock
+        self._started_at = clock()
+
+    def health(self) -> tuple[int, dict[str, object]]:
+        """``{status, timestamp, uptime, version, node_id, connections}``; 503 unless ready."""
+        status, body = self._readiness()
+        return status, {
+            "status": "ok" if status == 200 else body.get("reason", "unavailable"),
+            "timestamp": datetime.now(UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "uptime": round(self._clock() - self._started_at, 3),
+            "version": __version__,
+            "node_id": self._node_id,
+            "connections": self._connections(),
+        }
 
     def answer(self, path: str) -> Answer:
         """The answer for one of ``PATHS`` (404 for ``/metrics`` when it is disabled)."""
@@ -47,6 +74,9 @@ class Probes:
             return _UP
         if path == "/ready":
             status, body = self._readiness()
+            return status, orjson.dumps(body), JSON
+        if path == "/health":
+            status, body = self.health()
             return status, orjson.dumps(body), JSON
         if path == "/metrics" and self._metrics_enabled:
             return 200, self._metrics.render(), CONTENT_TYPE.encode()

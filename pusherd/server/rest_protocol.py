@@ -4,8 +4,9 @@
 Python SDK's ``/users/…``). Backends keep these connections open and send request
 after request, so each request costs only the httptools parse, ``RestApi.handle`` and
 one ``write``: no ASGI scope, no task per request (with the memory broker nothing
-waits, see ``eager``), no middleware. ``/up``, ``/ready`` and ``/metrics`` are answered
-too; any other path is a 404 (all other traffic goes through uvicorn and Starlette).
+waits, see ``eager``), no middleware. The probes (``/up``, ``/ready``, ``/health``,
+``/metrics``) are answered too; any other path is a 404 (all other traffic goes through
+uvicorn and Starlette).
 Requests are answered in order; a pipelining flood pauses reading. A body declared (or
 streamed) past ``max_http_body_kb`` is answered 413 at once, without reading it; a request
 that has not fully arrived ``http_request_timeout`` seconds after its first byte gets

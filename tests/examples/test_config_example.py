@@ -31,7 +31,7 @@ _NOT_KEYS = {"source"}
 def _mentioned_keys() -> set[str]:
     """Return every ``key =`` written in the file, commented out or not."""
     text = EXAMPLE.read_text(encoding="utf-8")
-    keys = set(re.findall(r"^[#\s]*([A-Za-z_]+)\s*=", text, flags=re.MULTILINE))
+    keys = set(re.findall(r"^[#\s]*([A-Za-z_][A-Za-z0-9_]*)\s*=", text, flags=re.MULTILINE))
     # Inline tables: ``filter = { channel_prefix = "...", channel_suffix = "" }``.
     keys |= set(re.findall(r"[{,]\s*([A-Za-z_]+)\s*=", text))
     # Table headers: ``[server]``, ``# [server.tls]``, ``[[apps]]``, ``# [[apps.webhooks]]``.

@@ -54,3 +54,15 @@ def test_grafana_dashboard_panels_have_unique_ids_and_a_datasource() -> None:
     for panel in panels:
         if panel["type"] != "row":
             assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+
+
+def test_grafana_dashboard_has_panels_for_errors_message_sizes_and_users() -> None:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    used = {name for expr in _expressions(dashboard) for name in re.findall(r"\bpusherd_\w+", expr)}
+    for name in (
+        "pusherd_errors_total",
+        "pusherd_message_size_bytes_bucket",
+        "pusherd_users_online",
+    ):
+        assert name in used, name
+        assert name in _exported_names(), name

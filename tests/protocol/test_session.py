@@ -16,7 +16,12 @@ from pusherd.protocol.actions import ClientEvent, Send, SignIn, Subscribe, Unsub
 from pusherd.protocol.channels import ChannelKind
 from pusherd.protocol.messages import ClientMessage
 from pusherd.protocol.presence import Member
-from pusherd.protocol.session import MAX_CHANNELS_PER_SOCKET, MAX_WATCHLIST, Session
+from pusherd.protocol.session import (
+    MAX_CHANNELS_PER_SOCKET,
+    MAX_WATCHLIST,
+    Session,
+    distinct_users,
+)
 from pusherd.types import AppId, AppKey
 
 __all__: list[str] = []
@@ -738,3 +743,18 @@ def test_session_bad_signature_echo_of_a_huge_channel_data_is_cut() -> None:
     assert info.value.status == 401
     assert f"of {SOCKET_ID}:presence-room:" + '{"user_id":"1"' in info.value.message
     assert len(info.value.message) < 1200
+
+
+def test_session_distinct_users_counts_each_user_once_per_app() -> None:
+    app_a = App(id=AppId("a"), key=AppKey("ka"), secret="s")
+    app_b = App(id=AppId("b"), key=AppKey("kb"), secret="s")
+    one = Session(app_a, "1.1", 0.0)
+    one.user_id = "u1"
+    one.channels = {"presence-x": Member("u1", None), "presence-y": Member("u2", None)}
+    two = Session(app_a, "1.2", 0.0)
+    two.channels = {"presence-x": Member("u2", None), "public": None}
+    three = Session(app_b, "1.3", 0.0)
+    three.user_id = "u1"
+    anonymous = Session(app_b, "1.4", 0.0)
+    anonymous.channels = {"public": None}
+    assert distinct_users([one, two, three, anonymous, None]) == {"a": 2, "b": 1}

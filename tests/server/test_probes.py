@@ -1,7 +1,8 @@
-"""``/up`` (alive), ``/ready`` (accepting sockets) and ``/metrics``: the probes."""
+"""``/up`` (alive), ``/ready`` (accepting sockets), ``/health`` (status JSON) and ``/metrics``."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -148,3 +149,83 @@ async def test_probes_over_a_real_socket_report_broker_when_redis_is_unreachable
     assert ready.status_code == 503
     assert ready.json() == {"ready": False, "reason": "broker"}
     assert up.status_code == 200
+
+
+async def test_health_reports_status_uptime_version_node_and_connections() -> None:
+    from datetime import UTC, datetime
+
+    from pusherd import __version__
+    from tests.server.conftest import Client
+
+    async with serve(make_config()) as r:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{r.port}") as http:
+            empty = await http.get("/health")
+            async with Client.open(r.url()) as client:
+                await client.established()
+                busy = await http.get("/health")
+    assert empty.status_code == busy.status_code == 200
+    body = busy.json()
+    assert set(body) == {"status", "timestamp", "uptime", "version", "node_id", "connections"}
+    assert body["status"] == "ok"
+    assert body["version"] == __version__
+    assert body["node_id"] == r.parts.config.scaling.node_id
+    assert (empty.json()["connections"], body["connections"]) == (0, 1)
+    assert body["uptime"] >= empty.json()["uptime"] > 0
+    stamp = datetime.fromisoformat(body["timestamp"].replace("Z", "+00:00"))
+    assert abs((datetime.now(UTC) - stamp).total_seconds()) < 60
+
+
+async def test_health_is_503_with_the_reason_while_draining() -> None:
+    parts, _, app = switchable()
+    async with asgi_client(app) as http:
+        starting = await http.get("/health")
+        async with started(parts.node):
+            pass
+        draining = await http.get("/health")
+    assert (starting.status_code, starting.json()["status"]) == (503, "starting")
+    assert (draining.status_code, draining.json()["status"]) == (503, "draining")
+
+
+async def test_metrics_count_errors_message_sizes_and_users_over_real_sockets(
+    server_driver: str,
+) -> None:
+    import orjson
+
+    from tests.server.conftest import Client, private_auth
+
+    def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+    async with serve(make_config()) as r:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{r.port}") as http:
+            async with Client.open(r.url()) as ann, Client.open(r.url()) as bob:
+                ann_id, bob_id = await ann.established(), await bob.established()
+                for socket_id, client, user in ((ann_id, ann, "ann"), (bob_id, bob, "ann")):
+                    data = orjson.dumps({"user_id": user}).decode()
+                    auth = private_auth(socket_id, "presence-room", data)
+                    reply = await client.subscribe("presence-room", auth, data)
+                    assert reply["event"] == "pusher_internal:subscription_succeeded"
+                refused = await ann.subscribe("private-x", "app-key:bad")
+                assert refused["event"] == "pusher:subscription_error"
+                await ann.recv()  # the pusher:error that follows
+                await asyncio.to_thread(r.sdk().trigger, "presence-room", "e", {"n": "x" * 700})
+                await ann.recv()
+                await bob.recv()
+                during = samples((await http.get("/metrics")).text)
+            after = samples((await http.get("/metrics")).text)
+    if server_driver == "memory":  # redis: counted cluster-wide per heartbeat (tests/brokers)
+        assert during[("pusherd_users_online", (("app_id", "12345"),))] == 1
+        assert after[("pusherd_users_online", (("app_id", "12345"),))] == 0
+    assert during[("pusherd_errors_total", (("code", "4009"),))] == 1
+    sent = during[("pusherd_message_size_bytes_count", (("direction", "sent"),))]
+    assert sent >= 2
+    assert (
+        during[("pusherd_message_size_bytes_bucket", (("direction", "sent"), ("le", "512.0")))] == 0
+    )
+    received = during[("pusherd_message_size_bytes_count", (("direction", "received"),))]
+    assert received == 3
+    assert during[("pusherd_message_size_bytes_count", (("direction", "rest"),))] == 1

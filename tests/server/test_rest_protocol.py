@@ -138,10 +138,12 @@ async def test_rest_connection_probes_and_unknown_paths(running: Running) -> Non
         publish_request("c")
         + b"GET /ready HTTP/1.1\r\nHost: x\r\n\r\n"
         + b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+        + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
         + b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n"
     )
-    response = await exchange(running, requests, b"HTTP/1.1 ", 4)
+    response = await exchange(running, requests, b"HTTP/1.1 ", 5)
     assert b'{"ready":true}' in response
+    assert b'{"status":"ok","timestamp":"' in response
     assert b"pusherd_http_calls_received_total" in response
     assert b"HTTP/1.1 404 Not Found" in response
 
