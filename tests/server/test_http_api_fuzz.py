@@ -194,11 +194,15 @@ def check_answer(
     if path.endswith("events"):  # a 200 publish was a well-formed request
         assert body is not None
         request = orjson.loads(body)
-        events = request["batch"] if path.endswith("batch_events") else [request]
+        batch = path.endswith("batch_events")
+        events = request["batch"] if batch else [request]
         for item in events:
             assert isinstance(item["name"], str) and 0 < len(item["name"]) <= 200
             assert "data" in item
-            channels = item.get("channels", [item.get("channel")])
+            # A batch item names one "channel" (any "channels" key in it is not read);
+            # an event names "channels", or PHP's singular "channel".
+            single = [item.get("channel")]
+            channels = single if batch else item.get("channels", single)
             assert isinstance(channels, list) and channels
             assert all(isinstance(c, str) and c for c in channels)
 
