@@ -158,6 +158,7 @@ class RedisBroker:
         self._state_ok = False
         self._had_state = False  # a heartbeat succeeded once
         self._reap_after = 0.0  # loop time before which this node does not reap
+        self._beat_ok_at = 0.0  # loop time the last heartbeat succeeded
         # the first beat drops whatever a previous process with this node id left
         self._restore_needed = True
         self._tasks: list[asyncio.Task[None]] = []
@@ -457,12 +458,17 @@ class RedisBroker:
             await self._restore()
             self._restore_needed = False
         loop = asyncio.get_running_loop()
-        if not self._state_ok and self._had_state:
+        now = loop.time()
+        # a beat that lasted longer than a heartbeat's TTL is an outage too: Redis Cluster's
+        # client retries through a failover, so the beat stalls instead of failing
+        stalled = now - self._beat_ok_at > self._timeout
+        if self._had_state and (not self._state_ok or stalled):
             # back after an outage (a restart, a failover): the peers were most likely cut
             # off too, and their heartbeats may have lapsed meanwhile; give them one node
             # timeout to beat again before reaping anyone
-            self._reap_after = loop.time() + self._timeout
+            self._reap_after = now + self._timeout
         self._state_ok = self._had_state = True
+        self._beat_ok_at = now
         # peers wait for this node's mark before re-publishing after an outage
         nodes = await self._scripts.listening(self._pubsub.server_id)
         if not self._replay.pending:  # frozen during an outage: Redis may have lost them

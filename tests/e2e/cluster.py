@@ -26,6 +26,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from pusherd.protocol.channels import SERVER_TO_USER_PREFIX
 from tests.e2e.conftest import DRIVER, JS_DIR, NodeClient, Target, close_sdk, make_sdk
 from tests.redis_topology import Topology
 from tests.server.conftest import private_auth, user_auth
@@ -234,6 +235,11 @@ class Client:
         auth = user_auth(self.socket_id, user_data)
         await self.send("pusher:signin", {"auth": auth, "user_data": user_data})
         await self.expect("pusher:signin_success")
+        # like pusher-js: signin_success goes out before the node has subscribed to the
+        # user's channels in Redis; the reply to this subscribe comes after it has (the
+        # socket's actions run in order), so a terminate or send_to_user issued on
+        # another node from now on reaches this socket
+        await self.subscribe(SERVER_TO_USER_PREFIX + str(user["id"]))
 
 
 async def launch_js(node: ServerProcess, name: str, **spec: Any) -> NodeClient:

@@ -27,6 +27,7 @@ from tests.e2e.cluster import (
     rest,
     start_nodes,
     stop_nodes,
+    user_auth,
 )
 from tests.redis_topology import Topology
 from tests.server_process import ServerProcess
@@ -212,6 +213,24 @@ async def test_cluster_rest_queries_agree_on_every_node(
         ["user-0", "user-1"],
     )
     assert answers[1] == answers[0] and answers[2] == answers[0]
+
+
+async def test_cluster_user_channel_subscribe_succeeds_once_the_node_listens_in_redis(
+    deployment: Topology, nodes: list[ServerProcess], open_client: Open, uid: str
+) -> None:
+    # what ``Client.sign_in`` (like pusher-js) relies on before a terminate or
+    # send_to_user from another node: signin_success may go out before the node's
+    # SUBSCRIBE, the reply to the user channel's subscribe only after it
+    user = f"listening-{uid}"
+    client = await open_client(nodes[1])
+    user_data = json.dumps({"id": user})
+    auth = user_auth(client.socket_id, user_data)
+    await client.send("pusher:signin", {"auth": auth, "user_data": user_data})
+    await client.send("pusher:subscribe", {"channel": f"#server-to-user-{user}", "auth": ""})
+    await client.expect("pusher:signin_success")
+    await client.expect("pusher_internal:subscription_succeeded", f"#server-to-user-{user}")
+    name = f"pusherd:{APP['id']}:#server-to-user-{user}"
+    assert await asyncio.to_thread(deployment.listeners, name) == 1
 
 
 async def test_cluster_terminate_connections_closes_sockets_on_other_nodes(
