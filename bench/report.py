@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import statistics
+from dataclasses import replace
 from pathlib import Path
 
 from bench.scenarios import Figure
 
-__all__ = ["publish", "render_table"]
+__all__ = ["median_figures", "publish", "render_table"]
 
 
 def _fmt(value: float | None, unit: str) -> str:
@@ -59,6 +61,31 @@ def render_table(results: dict[str, list[Figure]], header: str = "") -> str:
         )
         lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells) + f" | {notes} |")
     return "\n".join(lines) + "\n"
+
+
+def median_figures(rounds: list[list[Figure]]) -> list[Figure]:
+    """One figure per name: the median over ``rounds`` (one list per repetition).
+
+    Its note says how many rounds there were and their spread, so a ratio can be read
+    against the noise; failed rounds (unit "") are left out of the median.
+    """
+    if len(rounds) == 1:
+        return rounds[0]
+    by_key: dict[tuple[str, str], list[Figure]] = {}
+    for figures in rounds:
+        for figure in figures:
+            by_key.setdefault((figure.scenario, figure.name), []).append(figure)
+    merged = []
+    for measured in by_key.values():
+        ok = [f for f in measured if f.unit] or measured
+        values = sorted(f.value for f in ok)
+        middle = min(ok, key=lambda f: abs(f.value - statistics.median(values)))
+        spread = (
+            f"median of {len(ok)}, {_fmt(values[0], ok[0].unit)}–{_fmt(values[-1], ok[0].unit)}"
+        )
+        note = f"{spread}; {middle.note}" if middle.note else spread
+        merged.append(replace(middle, value=statistics.median(values), note=note))
+    return merged
 
 
 def publish(table: str, output: Path) -> None:

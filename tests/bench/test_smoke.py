@@ -101,6 +101,20 @@ def test_report_table_has_a_baseline_column_and_ratio() -> None:
     assert "1.25 ❌" in row and "0.80 ✅" in row
 
 
+def test_report_median_of_rounds_keeps_the_middle_value_and_names_the_spread() -> None:
+    from bench.report import median_figures
+    from bench.scenarios import Figure
+
+    def fig(value: float, note: str = "") -> Figure:
+        return Figure("S3 REST", "CPU µs/request", value, "µs", "lower", note)
+
+    failed = Figure("S3 REST", "CPU µs/request", 0, "", "lower", "crashed")
+    merged = median_figures([[fig(50.0, "a")], [fig(40.0, "b")], [failed], [fig(44.0, "c")]])
+    assert [f.value for f in merged] == [44.0]
+    assert merged[0].note.startswith("median of 3, 40.00 µs–50.00 µs; c")
+    assert median_figures([[fig(7.0)]]) == [fig(7.0)]
+
+
 @pytest.mark.redis
 def test_smoke_redis_capacity_measures_every_operation(capsys: pytest.CaptureFixture[str]) -> None:
     if shutil.which("redis-benchmark") is None or shutil.which("redis-server") is None:
