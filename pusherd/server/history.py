@@ -1,18 +1,12 @@
 """Channel history on a node: publish into it, replay it on subscribe, with no gap or repeat.
 
-How a subscribe to a history channel stays exact while publishing goes on at full rate:
-
-1. The socket is indexed for live delivery (and the node subscribed at the broker)
-   *before* the history is read, and ``begin`` marks it as catching up: live events of
-   the channel that reach it from then on are held in its buffer, not sent.
-2. After ``subscription_succeeded``, ``replay`` reads the retained events and sends them
-   oldest first, then the held live events numbered above the last one replayed.
-3. The socket keeps a *floor* (the last number it got) until the first live event above
-   it arrives: with Redis, a live event published before the read may still be on its
-   way over the pub/sub connection, and it must not be sent twice. Pub/sub keeps the
-   order of a channel, so once one event above the floor arrived, none below can follow.
-   Where numbers may arrive out of order (Redis Cluster: ``history_in_order`` is
-   False), the floor stays for ``FLOOR_TTL`` instead.
+A subscribe to a history channel stays exact while publishing goes on at full rate:
+the socket is indexed for live delivery (and the node subscribed at the broker) *before*
+the history is read, and ``begin`` starts its ``protocol.catchup.Catchup``, which holds
+its live events until ``replay`` has sent the retained ones, then drops the repeats.
+That merge is decided in ``protocol.catchup``; this module reads the broker, writes to
+sockets, and lets a floor lapse after ``FLOOR_TTL`` where the broker does not keep a
+channel's order (``history_in_order`` is False on Redis Cluster).
 
 Every history event reaches the node as an ``EnvelopeKind.SEQUENCED`` envelope; ordinary
 ``MESSAGE`` envelopes never come here, so channels without history cost nothing extra.
@@ -24,13 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pusherd.apps.base import App
 from pusherd.brokers.base import Broker, Envelope
 from pusherd.errors import BrokerError
-from pusherd.protocol.history import HistoryRule, Retained, match_rule
+from pusherd.protocol.catchup import Catchup, Step, fitting
+from pusherd.protocol.history import HistoryRule, match_rule
 from pusherd.server.ports import Socket
 
 if TYPE_CHECKING:
@@ -48,12 +42,14 @@ FLOOR_TTL = 10.0
 ChannelKey = tuple[str, str]
 
 
-@dataclass(slots=True)
-class _Catchup:
-    # live events held while the replay is read: (seq, payload, except_socket_id)
-    held: list[tuple[int, bytes, str | None]] | None = field(default_factory=list)
-    floor: int = 0
-    timer: asyncio.TimerHandle | None = None
+class _Catchup(Catchup):
+    """A ``Catchup`` with the timer that lets its floor lapse."""
+
+    __slots__ = ("timer",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timer: asyncio.TimerHandle | None = None
 
 
 class ChannelHistory:
@@ -127,53 +123,26 @@ class ChannelHistory:
             logger.warning("history of %s unavailable for replay: %s", channel, exc)
             events = []
         state = self._catching_up.get(key, {}).get(conn)
-        if state is None or state.held is None:
+        if state is None or not state.replaying:
             return  # cancelled, or a newer subscribe of this socket took over
         if conn.closing or not self._hub.has(app.id, channel, conn):
             self.cancel(conn, app.id, channel)
             return
-        socket_id = conn.socket_id
-        last = 0
-        events = self._fitting(events, conn.max_buffer)
-        for event in events:
-            if event.except_socket_id != socket_id:
-                conn.send(event.payload)
-            last = event.seq
-        held, state.held = state.held, None
-        dropped = 0
-        for seq, payload, except_id in held:
-            if seq <= last:
-                dropped += 1
-                continue
-            if except_id != socket_id:
-                conn.send(payload)
-            last = seq
-        self._metrics.history_replayed(app.id, len(events))
-        if dropped:
-            self._metrics.history_overlap_dropped(app.id, dropped)
-        if not last:
+        fitted = fitting(events, conn.max_buffer)
+        if len(fitted) < len(events):
+            logger.info("replay trimmed to the newest %d events", len(fitted))
+        replay = state.finish(fitted, conn.socket_id)
+        for payload in replay.payloads:
+            conn.send(payload)
+        self._metrics.history_replayed(app.id, replay.replayed)
+        if replay.dropped:
+            self._metrics.history_overlap_dropped(app.id, replay.dropped)
+        if not replay.floor:
             self.cancel(conn, app.id, channel)
             return
-        state.floor = last
         state.timer = asyncio.get_running_loop().call_later(
             FLOOR_TTL, self._expire, key, conn, state
         )
-
-    @staticmethod
-    def _fitting(events: list[Retained], max_buffer: int) -> list[Retained]:
-        """Keep the newest events that fit in half the socket's write bound.
-
-        A replay larger than ``max_write_buffer_kb`` would cut the socket off as a slow
-        consumer (4100), and pusher-js would reconnect into the same replay.
-        """
-        room = max_buffer // 2
-        total = 0
-        for index in range(len(events) - 1, -1, -1):
-            total += len(events[index].payload) + 10  # frame header
-            if total > room:
-                logger.info("replay trimmed to the newest %d events", len(events) - index - 1)
-                return events[index + 1 :]
-        return events
 
     def _expire(self, key: ChannelKey, conn: Socket, state: _Catchup) -> None:
         states = self._catching_up.get(key)
@@ -190,24 +159,22 @@ class ChannelHistory:
             self._hub.fanout(app_id, channel, envelope.payload, envelope.except_socket_id)
             return
         seq, payload, except_id = envelope.seq, envelope.payload, envelope.except_socket_id
+        in_order = self._in_order
         sent = dropped = 0
         for conn in self._hub.subscribers(app_id, channel):
             state = states.get(conn)
-            if state is None:
-                if except_id is None or conn.socket_id != except_id:
-                    conn.send(payload)
-                    sent += 1
-            elif state.held is not None:
-                state.held.append((seq, payload, except_id))
-            elif seq <= state.floor:
-                dropped += 1
-            else:
-                if self._in_order:
+            if state is not None:
+                step = state.live(seq, payload, except_id, in_order)
+                if step is Step.HOLD:
+                    continue
+                if step is Step.DROP:
+                    dropped += 1
+                    continue
+                if step is Step.SEND_DONE:
                     self.cancel(conn, app_id, channel)
-                # else: an older number may still come; the floor stays until FLOOR_TTL
-                if except_id is None or conn.socket_id != except_id:
-                    conn.send(payload)
-                    sent += 1
+            if except_id is None or conn.socket_id != except_id:
+                conn.send(payload)
+                sent += 1
         if sent:
             self._metrics.messages_sent(app_id, sent, sent * len(payload))
         if dropped:
