@@ -16,10 +16,14 @@ the load generator and this process on ``GEN_CPU``):
   times ``GET api/apps/{id}/channels`` (the console's responsiveness under load).
 
 S1 is the 1k fan-out (a fixed 20k deliveries/s, then the ramp to saturation), S4 the
-connect + subscribe + close churn, public and presence. The first table has the figures
-and the ratios idle/off and watching/off; the second what the watcher saw per scenario.
-Read the ratios against their run-to-run noise: other work on the machine moves them by
-several percent.
+connect + subscribe + close churn, public and presence. The first table has the figures,
+the ratios idle/off and watching/off and the scenarios' notes (generator and server CPU
+shares); the second what the watcher saw per scenario, with the REST publishes the
+console's stats counted meanwhile (one ``api_message`` line per published event, never
+one per subscriber: 1.000 per publish when nothing was skipped). The watcher shares
+``GEN_CPU`` with the generator, so a wall-clock rate of ``watching`` can fall because the
+generator got less CPU: compare the CPU-per-unit rows. Read the ratios against their
+run-to-run noise: other work on the machine moves them by several percent.
 """
 
 from __future__ import annotations
@@ -274,13 +278,17 @@ def main(argv: list[str] | None = None) -> int:
                 server.stop()
     scale_name = "full" if args.full else "quick"
     print(f"{scale_name} scale, watcher stream rate {args.stream_rate} lines/s\n")
-    print("| scenario | figure | off | idle | watching | idle/off | watching/off |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print(
+        "| scenario | figure | off | idle | watching | idle/off | watching/off "
+        "| notes (off; idle; watching) |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---|")
     for cell, figure in results["off"].items():
         row = [results[name].get(cell) for name in VARIANTS]
         values = [f"{f.value:.3g} {f.unit}" if f else "—" for f in row]
         ratios = [f"{f.value / figure.value:.3f}" if f and figure.value else "—" for f in row[1:]]
-        print(f"| {cell[0]} | {cell[1]} | {' | '.join(values)} | {' | '.join(ratios)} |")
+        notes = "; ".join(f.note for f in row if f) if any(f and f.note for f in row) else ""
+        print(f"| {cell[0]} | {cell[1]} | {' | '.join(values)} | {' | '.join(ratios)} | {notes} |")
     print(
         "\n| watcher | lines | by type | relay skipped markers | stream skipped markers "
         "| REST publishes / api_message lines per publish | API GET channels p50 / max ms "
