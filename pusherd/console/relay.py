@@ -5,9 +5,11 @@ bulletin ("watching until <wall time>", refreshed well before it runs out), clea
 when its last viewer leaves, and posts ``wake`` on both. The relay of every node
 follows ``wake`` and re-reads the boards then and every ``POLL`` seconds. While at least one
 app is marked it listens to the lifecycle; records of marked apps are turned into lines
-in batches (every ``FLUSH`` seconds, at most ``MAX_PER_FLUSH`` per app, the rest counted
-as skipped) and posted to topic ``log:X``, each batch naming this node. While nothing is
-marked the relay does not listen at all, so the lifecycle builds no record.
+in batches (every ``FLUSH`` seconds, at most ``MAX_PER_FLUSH`` per app, and ``MAX_RATE``
+a second with bursts of as many: the most a viewer's stream ever sends on) and posted to
+topic ``log:X``, each batch naming this node; the rest is counted as skipped, so an app
+busier than a browser can show costs no line building. While nothing is marked the relay
+does not listen at all, so the lifecycle builds no record.
 """
 
 from __future__ import annotations
@@ -25,13 +27,25 @@ from pusherd.brokers.bulletin import Bulletin
 from pusherd.console.lines import KINDS, describe
 from pusherd.errors import BrokerError
 from pusherd.lifecycle import Lifecycle, Record
+from pusherd.protocol.ratelimit import TokenBucket
 
-__all__ = ["FLUSH", "MAX_PER_FLUSH", "POLL", "WATCH_TTL", "Relay", "log_topic", "watch_key"]
+__all__ = [
+    "FLUSH",
+    "MAX_PER_FLUSH",
+    "MAX_RATE",
+    "POLL",
+    "WATCH_TTL",
+    "Relay",
+    "log_topic",
+    "watch_key",
+]
 
 logger = logging.getLogger("pusherd.console")
 
 FLUSH = 0.05
 MAX_PER_FLUSH = 250
+# Lines a second a viewer is ever sent (the page's speed slider at its maximum).
+MAX_RATE = 1000
 POLL = 5.0
 WATCH_TTL = 15.0
 MAX_IN_FLIGHT = 8
@@ -56,12 +70,15 @@ class Relay:
         node_id: str,
         app_ids: Callable[[], list[str]],
         wall_clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._lifecycle = lifecycle
         self._bulletin = bulletin
         self._node = node_id
         self._app_ids = app_ids
         self._wall = wall_clock
+        self._clock = clock
+        self._buckets: dict[str, TokenBucket] = {}
         self.watched: frozenset[str] = frozenset()
         self._stop_listening: Callable[[], None] | None = None
         self._pending: list[tuple[Record, int]] = []
@@ -121,7 +138,14 @@ class Relay:
         if app_id not in self.watched:
             return
         count = self._counts.get(app_id, 0)
-        if count >= MAX_PER_FLUSH or len(self._tasks) >= MAX_IN_FLIGHT:
+        bucket = self._buckets.get(app_id)
+        if bucket is None:
+            bucket = self._buckets[app_id] = TokenBucket(MAX_RATE, self._clock())
+        if (
+            count >= MAX_PER_FLUSH
+            or len(self._tasks) >= MAX_IN_FLIGHT
+            or not bucket.take(1, self._clock())
+        ):
             self._skipped[app_id] = self._skipped.get(app_id, 0) + 1
         else:
             self._counts[app_id] = count + 1

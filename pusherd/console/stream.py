@@ -27,7 +27,7 @@ from starlette.types import Receive, Send
 
 from pusherd.brokers.bulletin import Bulletin
 from pusherd.console.lines import Line
-from pusherd.console.relay import WAKE, WATCH_TTL, Relay, log_topic, watch_key
+from pusherd.console.relay import MAX_RATE, WAKE, WATCH_TTL, Relay, log_topic, watch_key
 from pusherd.errors import BrokerError
 
 __all__ = ["BUFFER_LINES", "MAX_RATE", "STALL", "TICK", "Buffer", "Feed", "sse"]
@@ -35,7 +35,6 @@ __all__ = ["BUFFER_LINES", "MAX_RATE", "STALL", "TICK", "Buffer", "Feed", "sse"]
 logger = logging.getLogger("pusherd.console")
 
 BUFFER_LINES = 2000
-MAX_RATE = 1000
 DEFAULT_RATE = 100
 TICK = 0.25
 STALL = 10.0

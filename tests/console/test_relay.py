@@ -76,6 +76,32 @@ async def test_relay_caps_each_flush_and_counts_the_rest_as_skipped() -> None:
         await relay.close()
 
 
+async def test_relay_builds_no_more_lines_a_second_than_a_viewer_is_sent() -> None:
+    lifecycle = Lifecycle()
+    bulletin = MemoryBulletin()
+    # a clock that stands still: the bucket gets no new tokens during the test
+    relay = Relay(lifecycle, bulletin, "n1", lambda: ["1"], clock=lambda: 100.0)
+    got: asyncio.Queue[bytes] = asyncio.Queue()
+    await bulletin.follow(log_topic("1"), got.put_nowait)
+    await relay.start()
+    try:
+        await bulletin.share(watch_key("1"), "n9", orjson.dumps(2e12), 30)
+        await relay.refresh()
+        per_batch = relay_module.MAX_PER_FLUSH
+        batches = relay_module.MAX_RATE // per_batch + 1
+        lines = skipped = 0
+        for b in range(batches):
+            for i in range(per_batch):
+                lifecycle.emit(ApiMessage("1", "c", f"e{b}-{i}", b'{"data":"1"}', None))
+            batch = orjson.loads(await asyncio.wait_for(got.get(), 2))
+            lines += len(batch["lines"])
+            skipped += batch.get("skipped", 0)
+        assert lines == relay_module.MAX_RATE
+        assert skipped == batches * per_batch - relay_module.MAX_RATE
+    finally:
+        await relay.close()
+
+
 async def test_feed_watch_wakes_the_relay_and_fills_the_buffer() -> None:
     lifecycle = Lifecycle()
     bulletin = MemoryBulletin()
