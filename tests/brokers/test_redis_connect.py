@@ -19,7 +19,7 @@ from pusherd.brokers.redis import RedisBroker
 from pusherd.brokers.redis_connect import RedisTarget, RedisTls
 from pusherd.errors import BrokerError
 from pusherd.protocol.presence import Member
-from tests.brokers.conftest import INTERVAL, TIMEOUT, Inbox, wait_until
+from tests.brokers.conftest import INTERVAL, TIMEOUT, Inbox, close_brokers, wait_until
 from tests.redis_server import RedisServer
 from tests.redis_topology import SentinelTopology, TlsTopology, Topologies
 
@@ -54,8 +54,7 @@ async def started() -> AsyncIterator[list[RedisBroker]]:
     """Brokers a test starts; closed at teardown."""
     brokers: list[RedisBroker] = []
     yield brokers
-    for broker in brokers:
-        await broker.close()
+    await close_brokers(brokers)
 
 
 async def _start(started: list[RedisBroker], target: RedisTarget, node: str) -> Inbox:

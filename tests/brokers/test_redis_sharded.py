@@ -16,7 +16,7 @@ import pytest
 from pusherd.brokers.base import ChannelStats, Envelope
 from pusherd.brokers.redis import RedisBroker
 from pusherd.protocol.presence import Member
-from tests.brokers.conftest import INTERVAL, TIMEOUT, Inbox, wait_until
+from tests.brokers.conftest import INTERVAL, TIMEOUT, Inbox, close_brokers, wait_until
 from tests.redis_topology import ClusterTopology, Topologies
 
 __all__: list[str] = []
@@ -40,8 +40,7 @@ def cluster(redis_topologies: Topologies) -> ClusterTopology:
 async def started() -> AsyncIterator[list[RedisBroker]]:
     brokers: list[RedisBroker] = []
     yield brokers
-    for broker in brokers:
-        await broker.close()
+    await close_brokers(brokers)
 
 
 async def _start(started: list[RedisBroker], cluster: ClusterTopology, node: str) -> Inbox:
