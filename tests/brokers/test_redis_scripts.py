@@ -469,3 +469,19 @@ def test_keyspace_prefixes_every_key_and_tags_it_on_redis_cluster() -> None:
     assert tagged.key("pu", "app", "presence-r") == "{staging}:pu:app:presence-r"
     assert tagged.nodes == "{staging}:nodes"
     assert KeySpace().key("c", "app") == key("c", "app") == "pusherd:c:app"
+
+
+def test_keyspace_spreads_history_and_single_keys_on_redis_cluster_only() -> None:
+    plain = KeySpace.for_prefix("staging")
+    tagged = KeySpace.for_prefix("staging", cluster=True)
+    # one server or Sentinel: the names of every earlier release
+    assert plain.channel_key("h", "app", "history-r") == "staging:h:app:history-r"
+    assert plain.channel_key("hs", "app", "history-r") == "staging:hs:app:history-r"
+    assert plain.single_key("idem", "app", "k:1") == "staging:idem:app:k:1"
+    assert plain.single_key("cache", "app", "cache-r") == "staging:cache:app:cache-r"
+    # Redis Cluster: one channel's history keys share the channel's tag, single keys have none
+    assert tagged.channel_key("h", "app", "history-r") == "staging:h:{app:history-r}"
+    assert tagged.channel_key("hs", "app", "history-r") == "staging:hs:{app:history-r}"
+    assert tagged.single_key("mark", "app", "webhook:1") == "staging:mark:app:webhook:1"
+    assert tagged.single_key("idem", "app", "k:1") == plain.single_key("idem", "app", "k:1")
+    assert (tagged.prefix, tagged.base) == ("staging", "{staging}")
