@@ -92,8 +92,8 @@ class KeySpace:
       ``{base}:{kind}:{part}…``; on Redis Cluster the base is the hash tag ``{prefix}``,
       so all of it is in one slot.
     * ``channel_key``: keys of one channel that one script uses together (history),
-      ``{prefix}:{kind}:{app}:{channel}``; on Redis Cluster ``{app}:{channel}`` is the
-      hash tag, so one channel's keys share a slot and different channels spread.
+      ``{prefix}:{kind}:{app}:{channel}``; on Redis Cluster the ``app:channel`` tail is
+      the hash tag, so one channel's keys share a slot and different channels spread.
     * ``single_key``: keys only ever used alone (idempotency, cache channels, marks),
       ``{prefix}:{kind}:{part}…`` on every topology: no tag, so they spread.
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from redis.asyncio import Redis
+from redis.crc import key_slot
 
 from pusherd.brokers.redis_scripts import NODES, KeySpace, Mirror, NodeScripts, key
 from pusherd.protocol.presence import Member
@@ -485,3 +486,15 @@ def test_keyspace_spreads_history_and_single_keys_on_redis_cluster_only() -> Non
     assert tagged.single_key("mark", "app", "webhook:1") == "staging:mark:app:webhook:1"
     assert tagged.single_key("idem", "app", "k:1") == plain.single_key("idem", "app", "k:1")
     assert (tagged.prefix, tagged.base) == ("staging", "{staging}")
+
+
+@pytest.mark.parametrize("channel", ["history-r", "#server-to-user-a}b", "#server-to-user-{a"])
+def test_keyspace_puts_one_channels_history_keys_in_one_slot_on_redis_cluster(
+    channel: str,
+) -> None:
+    # a user channel's id may hold braces; the tag still covers the same tail for both
+    keys = KeySpace.for_prefix("staging", cluster=True)
+    stream, counter = (keys.channel_key(kind, "app", channel).encode() for kind in ("h", "hs"))
+    assert key_slot(stream) == key_slot(counter)
+    others = {key_slot(keys.channel_key("h", "app", f"history-{n}").encode()) for n in range(8)}
+    assert len(others) > 1  # different channels, different slots
