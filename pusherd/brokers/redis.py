@@ -283,7 +283,9 @@ class RedisBroker:
 
     async def cache_set(self, app_id: str, channel: str, payload: bytes, ttl: float) -> None:
         async with self._op("cache_set"):
-            await self._client.set(self.keys.key("cache", app_id, channel), payload, px=_ms(ttl))
+            await self._client.set(
+                self.keys.single_key("cache", app_id, channel), payload, px=_ms(ttl)
+            )
 
     async def cache_get(self, app_id: str, channel: str) -> tuple[bytes, float] | None:
         async with self._op("cache_get"):
@@ -352,12 +354,14 @@ class RedisBroker:
     async def claim(self, app_id: str, key_: str, ttl: float) -> bool:
         async with self._op("claim"):
             return bool(
-                await self._client.set(self.keys.key("mark", app_id, key_), 1, nx=True, px=_ms(ttl))
+                await self._client.set(
+                    self.keys.single_key("mark", app_id, key_), 1, nx=True, px=_ms(ttl)
+                )
             )
 
     async def release(self, app_id: str, key_: str) -> bool:
         async with self._op("release"):
-            return bool(await self._client.delete(self.keys.key("mark", app_id, key_)))
+            return bool(await self._client.delete(self.keys.single_key("mark", app_id, key_)))
 
     # History ----------------------------------------------------------------------
     async def publish_history(

@@ -7,9 +7,17 @@ Keys (see ``redis_scripts`` for the rest of the layout)::
     pusherd:idem:{app}:{key}      string with a TTL            "" while in flight, then
                                                                the first answer's body
 
+On Redis Cluster these are spread over the shards rather than kept in the slot of the
+node-level state (no other script touches them, the reaper included): a channel's
+stream and counter, which ``history_append.lua`` uses together, carry the hash tag of
+the channel (``pusherd:h:{app-1:history-room}``, ``pusherd:hs:{app-1:history-room}``),
+so they share one slot and different channels' history lands on different shards;
+idempotency keys are single-key commands and carry no tag. On one server or Sentinel
+the names are as listed above.
+
 ``lua/history_append.lua`` numbers, stores and publishes an event in one script, so
 the stream and the pub/sub stream agree on every number and its order. On Redis
-Cluster the script numbers and stores (its keys share the prefix's hash slot) and the
+Cluster the script numbers and stores (its keys share the channel's hash slot) and the
 numbered envelope is then sent with ``SPUBLISH`` to the channel's own shard: two
 publishers' events may then arrive out of number order, which the broker declares
 (``history_in_order``) so that subscribers keep dropping the overlap for longer. The stream is
@@ -57,7 +65,10 @@ class RedisHistory:
         name = pubsub_name(app, channel, self._prefix)
         seq = int(
             await self._append(
-                keys=[self._keys.key("h", app, channel), self._keys.key("hs", app, channel)],
+                keys=[
+                    self._keys.channel_key("h", app, channel),
+                    self._keys.channel_key("hs", app, channel),
+                ],
                 args=[
                     max_events,
                     _ms(max_age),
@@ -86,7 +97,7 @@ class RedisHistory:
         self, app: str, channel: str, limit: int, max_age: float, since: int
     ) -> list[Retained]:
         flat = await self._read(
-            keys=[self._keys.key("h", app, channel)], args=[limit, _ms(max_age), since]
+            keys=[self._keys.channel_key("h", app, channel)], args=[limit, _ms(max_age), since]
         )
         events = [
             Retained(
@@ -101,7 +112,7 @@ class RedisHistory:
         return events
 
     async def claim(self, app: str, idem: str, ttl: float) -> bytes | None:
-        name = self._keys.key("idem", app, idem)
+        name = self._keys.single_key("idem", app, idem)
         if await self._client.set(name, b"", nx=True, px=_ms(ttl)):
             return None
         found = await self._client.get(name)
@@ -111,10 +122,12 @@ class RedisHistory:
         return found if isinstance(found, bytes) else str(found).encode()
 
     async def store(self, app: str, idem: str, answer: bytes, ttl: float) -> None:
-        await self._client.set(self._keys.key("idem", app, idem), answer, xx=True, px=_ms(ttl))
+        await self._client.set(
+            self._keys.single_key("idem", app, idem), answer, xx=True, px=_ms(ttl)
+        )
 
     async def release(self, app: str, idem: str) -> None:
-        await self._client.delete(self._keys.key("idem", app, idem))
+        await self._client.delete(self._keys.single_key("idem", app, idem))
 
 
 def _ms(seconds: float) -> int:

@@ -3,12 +3,14 @@ bound to one node as typed calls.
 
 Every key starts with the ``[scaling] prefix`` (``pusherd`` by default; shown as
 ``pusherd:`` below), so deployments with different prefixes share one Redis without
-seeing each other. On Redis Cluster the prefix is written as a hash tag
-(``{pusherd}:s:…``): every key then lives in one hash slot, so each multi-key script
-(and the one-transaction ``reset``) runs on one shard; fan-out, the part that grows with
-traffic, is spread over the shards by sharded pub/sub instead. Channel names cannot
-contain ``:`` (Pusher protocol, "Channel naming") and prefixes cannot either, so
-``{app_id}:{channel}`` suffixes never collide::
+seeing each other. Channel names cannot contain ``:`` (Pusher protocol, "Channel
+naming"; user channels aside, whose id comes last) and prefixes and app ids cannot
+either, so ``{app_id}:{channel}`` suffixes never collide. The node-level state below
+(``KeySpace.key``) is changed by multi-key scripts together with the node's item set,
+and ``reap.lua`` removes a dead node's entries from all of it atomically; on Redis
+Cluster its prefix is therefore written as a hash tag (``{pusherd}:s:…``), so every
+such key lives in one hash slot and each script (and the one-transaction ``reset``)
+runs on one shard::
 
     pusherd:s:{app}:{channel}     hash socket -> node        subscribers of a channel
     pusherd:chs:{app}             set of channels            occupied channels of an app
@@ -17,18 +19,31 @@ contain ``:`` (Pusher protocol, "Channel naming") and prefixes cannot either, so
     pusherd:ps:{app}:{channel}    hash socket -> user        presence sockets
     pusherd:c:{app}               hash socket -> node        connections of an app
     pusherd:u:{app}:{user}        hash socket -> node        signed-in sockets of a user
-    pusherd:cache:{app}:{channel} string with a TTL          last event of a cache channel
-    pusherd:mark:{app}:{key}      string with a TTL          marks (``claim``/``release``)
     pusherd:items:{node}          set of items               what a node added (for reaping)
     pusherd:node:{node}           string with a TTL          a node's heartbeat
     pusherd:listen:{node}         string with a TTL          a node's subscriber is up
     pusherd:nodes                 set of node ids            registered nodes
     pusherd:reaper                string with a TTL          the reaper lock
 
+The rest is never touched by those scripts, so on Redis Cluster it spreads over the
+shards; its names are the same on every topology except for the history tag::
+
+    pusherd:cache:{app}:{channel} string with a TTL          last event of a cache channel
+    pusherd:mark:{app}:{key}      string with a TTL          marks (``claim``/``release``)
+    pusherd:idem:{app}:{key}      see ``redis_history``      idempotency keys
+    pusherd:h:{app}:{channel}     see ``redis_history``      history stream
+    pusherd:hs:{app}:{channel}    see ``redis_history``      history counter
+
+``KeySpace.single_key`` names the keys a command uses alone (cache, marks, idempotency):
+untagged, each lands in its own slot. ``KeySpace.channel_key`` names one channel's history
+keys, which one script uses together: on Redis Cluster their ``app:channel`` tail is the
+hash tag, e.g. ``pusherd:h:{app-1:history-room}`` and ``pusherd:hs:{app-1:history-room}``
+share a slot, while other channels' history lands elsewhere.
+
 A node item is newline-separated fields: ``s app channel socket``, ``p app channel
 socket``, ``c app socket`` or ``u app socket user`` (the user id last, since it may hold
 any character, newlines included). ``reap.lua`` and ``channels.lua`` rebuild keys from
-them and the prefix; that is why all keys share one slot on Redis Cluster.
+them and the prefix; that is why all node-level keys share one slot on Redis Cluster.
 """
 
 from __future__ import annotations
@@ -71,21 +86,46 @@ def key(kind: str, *parts: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class KeySpace:
-    """The keys of one deployment: ``{base}:{kind}:{part}…``.
+    """The keys of one deployment, all starting with ``prefix`` (see the module docstring).
+
+    * ``key``: state that multi-key scripts (and the reaper) change together,
+      ``{base}:{kind}:{part}…``; on Redis Cluster the base is the hash tag ``{prefix}``,
+      so all of it is in one slot.
+    * ``channel_key``: keys of one channel that one script uses together (history),
+      ``{prefix}:{kind}:{app}:{channel}``; on Redis Cluster the ``app:channel`` tail is
+      the hash tag, so one channel's keys share a slot and different channels spread.
+    * ``single_key``: keys only ever used alone (idempotency, cache channels, marks),
+      ``{prefix}:{kind}:{part}…`` on every topology: no tag, so they spread.
 
     Args:
-        base: the key prefix as written into key names (``pusherd``, or ``{pusherd}`` on
-            Redis Cluster so that every key hashes to one slot).
+        prefix: the ``[scaling] prefix`` (no ``:``, brace or space: config checks it).
+        cluster: Redis Cluster; single Redis and Sentinel keep untagged names.
     """
 
-    base: str = "pusherd"
+    prefix: str = "pusherd"
+    cluster: bool = False
 
     @classmethod
     def for_prefix(cls, prefix: str, cluster: bool = False) -> KeySpace:
-        return cls("{" + prefix + "}" if cluster else prefix)
+        return cls(prefix, cluster)
+
+    @property
+    def base(self) -> str:
+        """The start of ``key`` names: ``prefix``, or ``{prefix}`` on Redis Cluster."""
+        return "{" + self.prefix + "}" if self.cluster else self.prefix
 
     def key(self, kind: str, *parts: str) -> str:
         return ":".join((self.base, kind, *parts))
+
+    def channel_key(self, kind: str, app: str, channel: str) -> str:
+        # the tag opens at this brace (prefix and kind hold none) and closes at the first
+        # "}" after it: the same for every kind of one channel, even for a user channel
+        # whose id holds braces; app ids and other channel names hold none at all
+        tail = "{" + app + ":" + channel + "}" if self.cluster else app + ":" + channel
+        return f"{self.prefix}:{kind}:{tail}"
+
+    def single_key(self, kind: str, *parts: str) -> str:
+        return ":".join((self.prefix, kind, *parts))
 
     @property
     def nodes(self) -> str:
@@ -250,8 +290,8 @@ class NodeScripts:
     async def cache_get(self, app: str, channel: str) -> tuple[bytes, float] | None:
         """Return the cached event and its remaining ttl in seconds, or None."""
         async with self._client.pipeline(transaction=True) as pipe:
-            pipe.get(self.keys.key("cache", app, channel))
-            pipe.pttl(self.keys.key("cache", app, channel))
+            pipe.get(self.keys.single_key("cache", app, channel))
+            pipe.pttl(self.keys.single_key("cache", app, channel))
             payload, remaining = await pipe.execute()
         if payload is None or remaining <= 0:
             return None

@@ -466,6 +466,28 @@ async def test_redis_history_stream_expires_when_the_channel_is_idle(
     assert length == 1
 
 
+async def test_redis_single_server_key_names_are_unchanged(
+    make_node: MakeNode, redis_url: str
+) -> None:
+    a, _ = await make_node("a")
+    await a.publish_history(Envelope(APP, "history-r", b"x"), 50, 30.0, 0)
+    assert await a.idempotency_claim(APP, "retry:1", 30.0) is None
+    await a.cache_set(APP, "cache-r", b"c", 30.0)
+    assert await a.claim(APP, "webhook:1", 30.0)
+    await a.add_subscriber(APP, "presence-r", "a.1")
+    async with Redis.from_url(redis_url) as raw:
+        names = {name.decode() async for name in raw.scan_iter(match=f"*{APP}*", count=1000)}
+    assert names == {
+        f"pusherd:h:{APP}:history-r",
+        f"pusherd:hs:{APP}:history-r",
+        f"pusherd:idem:{APP}:retry:1",
+        f"pusherd:cache:{APP}:cache-r",
+        f"pusherd:mark:{APP}:webhook:1",
+        f"pusherd:s:{APP}:presence-r",
+        f"pusherd:chs:{APP}",
+    }
+
+
 async def test_redis_history_during_an_outage_delivers_without_retaining(
     own_redis_server: RedisServer, make_node: MakeNode
 ) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from redis.asyncio import Redis
+from redis.crc import key_slot
 
 from pusherd.brokers.redis_scripts import NODES, KeySpace, Mirror, NodeScripts, key
 from pusherd.protocol.presence import Member
@@ -469,3 +470,31 @@ def test_keyspace_prefixes_every_key_and_tags_it_on_redis_cluster() -> None:
     assert tagged.key("pu", "app", "presence-r") == "{staging}:pu:app:presence-r"
     assert tagged.nodes == "{staging}:nodes"
     assert KeySpace().key("c", "app") == key("c", "app") == "pusherd:c:app"
+
+
+def test_keyspace_spreads_history_and_single_keys_on_redis_cluster_only() -> None:
+    plain = KeySpace.for_prefix("staging")
+    tagged = KeySpace.for_prefix("staging", cluster=True)
+    # one server or Sentinel: the names of every earlier release
+    assert plain.channel_key("h", "app", "history-r") == "staging:h:app:history-r"
+    assert plain.channel_key("hs", "app", "history-r") == "staging:hs:app:history-r"
+    assert plain.single_key("idem", "app", "k:1") == "staging:idem:app:k:1"
+    assert plain.single_key("cache", "app", "cache-r") == "staging:cache:app:cache-r"
+    # Redis Cluster: one channel's history keys share the channel's tag, single keys have none
+    assert tagged.channel_key("h", "app", "history-r") == "staging:h:{app:history-r}"
+    assert tagged.channel_key("hs", "app", "history-r") == "staging:hs:{app:history-r}"
+    assert tagged.single_key("mark", "app", "webhook:1") == "staging:mark:app:webhook:1"
+    assert tagged.single_key("idem", "app", "k:1") == plain.single_key("idem", "app", "k:1")
+    assert (tagged.prefix, tagged.base) == ("staging", "{staging}")
+
+
+@pytest.mark.parametrize("channel", ["history-r", "#server-to-user-a}b", "#server-to-user-{a"])
+def test_keyspace_puts_one_channels_history_keys_in_one_slot_on_redis_cluster(
+    channel: str,
+) -> None:
+    # a user channel's id may hold braces; the tag still covers the same tail for both
+    keys = KeySpace.for_prefix("staging", cluster=True)
+    stream, counter = (keys.channel_key(kind, "app", channel).encode() for kind in ("h", "hs"))
+    assert key_slot(stream) == key_slot(counter)
+    others = {key_slot(keys.channel_key("h", "app", f"history-{n}").encode()) for n in range(8)}
+    assert len(others) > 1  # different channels, different slots

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+import redis
 
 from pusherd.brokers.base import ChannelStats, Envelope
 from pusherd.brokers.redis import RedisBroker
@@ -43,10 +44,16 @@ async def started() -> AsyncIterator[list[RedisBroker]]:
     await close_brokers(brokers)
 
 
-async def _start(started: list[RedisBroker], cluster: ClusterTopology, node: str) -> Inbox:
+async def _start(
+    started: list[RedisBroker], cluster: ClusterTopology, node: str, prefix: str = "pusherd"
+) -> Inbox:
     inbox = Inbox()
     broker = RedisBroker(
-        node_id=node, heartbeat_interval=INTERVAL, node_timeout=TIMEOUT, target=cluster.target()
+        node_id=node,
+        heartbeat_interval=INTERVAL,
+        node_timeout=TIMEOUT,
+        target=cluster.target(),
+        prefix=prefix,
     )
     started.append(broker)
     await broker.start(inbox.deliver, inbox.on_reaped)
@@ -93,6 +100,90 @@ async def test_sharded_state_keys_share_one_slot(
         names = list(raw.scan_iter(match="{pusherd}:*", count=1000, target_nodes=raw.PRIMARIES))
         slots = {raw.keyslot(name) for name in names}
     assert len(names) >= 8 and slots == {raw.keyslot("{pusherd}")}
+
+
+def _keys_per_master(cluster: ClusterTopology) -> dict[int, set[str]]:
+    """Every key on each master (``SCAN`` on that master alone): port -> names."""
+    found = {}
+    for server in cluster.masters():
+        with redis.Redis(port=server.port) as client:
+            found[server.port] = {name.decode() for name in client.scan_iter(count=1000)}
+    return found
+
+
+async def _write_spread_data(broker: RedisBroker, channels: list[str]) -> None:
+    """History, an idempotency key, a cache channel's event and a mark per channel."""
+    for channel in channels:
+        await broker.publish_history(Envelope(APP, f"history-{channel}", b"h"), 50, 60.0, 0)
+        assert await broker.idempotency_claim(APP, f"idem-{channel}", 60.0) is None
+        await broker.idempotency_store(APP, f"idem-{channel}", b"answer", 60.0)
+        await broker.cache_set(APP, f"cache-{channel}", b"c", 60.0)
+        assert await broker.claim(APP, f"mark-{channel}", 60.0)
+
+
+async def test_sharded_history_idempotency_cache_and_marks_spread_over_the_shards(
+    cluster: ClusterTopology, started: list[RedisBroker]
+) -> None:
+    await _start(started, cluster, "a")
+    (a,) = started
+    channels = [f"room-{n}" for n in range(64)]
+    await a.add_subscriber(APP, "presence-r", "a.1")
+    await _write_spread_data(a, channels)
+
+    per_master = _keys_per_master(cluster)
+    kinds = {
+        kind: {
+            port
+            for port, names in per_master.items()
+            if any(n.startswith(f"pusherd:{kind}:") for n in names)
+        }
+        for kind in ("h", "hs", "idem", "cache", "mark")
+    }
+    assert all(len(ports) > 1 for ports in kinds.values()), kinds
+    state = [port for port, names in per_master.items() if "{pusherd}:nodes" in names]
+    assert len(state) == 1  # node-level state stays in one slot, on one master
+    with cluster.client() as raw:
+        tagged = {raw.keyslot(n) for names in per_master.values() for n in names if n[0] == "{"}
+        assert tagged == {raw.keyslot("{pusherd}")}
+        for channel in channels:
+            stream = f"pusherd:h:{{{APP}:history-{channel}}}"
+            counter = f"pusherd:hs:{{{APP}:history-{channel}}}"
+            assert raw.keyslot(stream) == raw.keyslot(counter)
+            owner = cluster.owner(stream)
+            assert {stream, counter} <= per_master[owner], channel
+    # every kind still reads back through the broker, whichever shard holds it
+    for channel in channels:
+        assert [e.payload for e in await a.history(APP, f"history-{channel}", 50, 60.0)] == [b"h"]
+        assert await a.idempotency_claim(APP, f"idem-{channel}", 60.0) == b"answer"
+        cached = await a.cache_get(APP, f"cache-{channel}")
+        assert cached is not None and cached[0] == b"c"
+        assert not await a.claim(APP, f"mark-{channel}", 60.0)
+    assert await a.channel_stats(APP, "presence-r") == ChannelStats(1, 0)
+
+
+async def test_sharded_prefixes_keep_two_deployments_apart_on_every_shard(
+    cluster: ClusterTopology, started: list[RedisBroker]
+) -> None:
+    await _start(started, cluster, "same-node", prefix="blue")
+    await _start(started, cluster, "same-node", prefix="green")
+    blue, green = started
+    channels = [f"room-{n}" for n in range(8)]
+    await _write_spread_data(blue, channels)
+
+    for channel in channels:
+        assert await green.history(APP, f"history-{channel}", 50, 60.0) == []
+        assert await green.idempotency_claim(APP, f"idem-{channel}", 60.0) is None
+        assert await green.cache_get(APP, f"cache-{channel}") is None
+        assert await green.claim(APP, f"mark-{channel}", 60.0)  # its own mark
+    seq = await green.publish_history(Envelope(APP, "history-room-0", b"g"), 50, 60.0, 0)
+    assert seq == 1  # its own counter
+    assert [e.payload for e in await blue.history(APP, "history-room-0", 50, 60.0)] == [b"h"]
+    names = set().union(*_keys_per_master(cluster).values())
+    starts = ("blue:", "{blue}:", "green:", "{green}:")
+    assert all(name.startswith(starts) for name in names), names
+    for prefix in ("blue", "green"):
+        assert f"{prefix}:h:{{{APP}:history-room-0}}" in names
+        assert f"{prefix}:idem:{APP}:idem-room-0" in names
 
 
 @pytest.mark.parametrize("victim", ["state and channel", "channel only"])

@@ -1,4 +1,5 @@
-"""History and idempotency keys across a 2-node Redis cluster.
+"""History and idempotency keys across a 2-node cluster, on one redis-server and on Redis
+Cluster (where each channel's history and each idempotency key lives on its own shard).
 
 History lives in Redis streams, so a pusher-js client on node A replays what the Python
 SDK published through node B, and the sequence numbers that drop the replay/live overlap
@@ -15,15 +16,25 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.cluster import APP, launch_js, node_config, rest, start_nodes, stop_nodes
+from tests.e2e.cluster import APP, deployment_config, launch_js, rest, start_nodes, stop_nodes
 from tests.e2e.history_run import numbers, run_with_cuts
 from tests.e2e.idempotent_publish import python_sdk_publish
-from tests.redis_server import RedisServer
+from tests.redis_topology import Topology
 from tests.server_process import ServerProcess
 
 __all__: list[str] = []
 
-pytestmark = [pytest.mark.redis, pytest.mark.node]
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.node,
+    # the deployments whose key layouts differ (TLS and Sentinel name keys as one server)
+    pytest.mark.parametrize(
+        "deployment",
+        ["single", pytest.param("cluster", marks=pytest.mark.topology)],
+        indirect=True,
+        scope="module",
+    ),
+]
 
 HISTORY_APP = {
     **APP,
@@ -32,8 +43,8 @@ HISTORY_APP = {
 
 
 @pytest.fixture(scope="module")
-def nodes(redis_server: RedisServer) -> Iterator[list[ServerProcess]]:
-    started = start_nodes(node_config(redis_server.url, f"node-{n}", [HISTORY_APP]) for n in "ab")
+def nodes(deployment: Topology) -> Iterator[list[ServerProcess]]:
+    started = start_nodes(deployment_config(deployment, f"node-{n}", [HISTORY_APP]) for n in "ab")
     yield started
     stop_nodes(started)
 
