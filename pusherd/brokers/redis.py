@@ -22,8 +22,12 @@
   in order, marked with this node's id so that only the other nodes deliver it; new
   publishes queue behind it until it is empty. The replay waits until every peer's
   listening mark names the server(s) this node's subscriber is on (their ``run_id``), so
-  after a failover marks replicated from the old master do not count. A node back from an
-  outage reaps no peer for one node timeout: their heartbeats lapsed in the same outage.
+  after a failover marks replicated from the old master do not count. The peers are the
+  nodes the last heartbeat before the outage saw and every node registered once Redis is
+  back: a peer that registered after that heartbeat is only found in the registry (and,
+  when Redis lost the registry, once it registered again, within a heartbeat). A node
+  back from an outage reaps no peer for one node timeout: their heartbeats lapsed in the
+  same outage.
 - **Rebuild**: a local mirror of what this node added is written back in one transaction
   when the node finds itself unregistered (Redis restarted empty, or this node was reaped
   while cut off), after a mutation failed, or after a failed heartbeat (a failover may
@@ -458,6 +462,11 @@ class RedisBroker:
         await self._pubsub.ping()
         if await self._scripts.heartbeat():
             self._restore_needed = True
+            if self._had_state:
+                # Redis lost the registry (it restarted empty) or reaped this node: the
+                # peers register again within a heartbeat (or a failed connect and one),
+                # and the replay must not miss one this node had not seen before
+                self._replay.expect_rejoins(self._interval + _CONNECT_TIMEOUT)
         if self._restore_needed:
             await self._restore()
             self._restore_needed = False

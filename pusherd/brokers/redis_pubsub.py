@@ -316,15 +316,20 @@ class Replay:
         node_id: the origin mark.
         limit: envelopes kept; more are still delivered locally, but counted as dropped.
         can_send: whether the subscriber is up with every channel (safe to re-publish).
-        peer_wait: seconds to wait, before re-publishing, for every known peer (``peers``,
-            kept up to date by the heartbeat) to be listening again: after Redis restarted,
-            a peer whose subscriber reconnects later would miss the replay. A peer
-            that does not come back within ``peer_wait`` (the node timeout, plus two
-            reconnect delays for a peer whose backoff grew during a failover) is dead.
-            A peer is listening again when its mark (``listeners``) names the same Redis
-            servers as this node's subscriber (``server_id``): after a failover the new
-            master holds marks replicated from the old one, which do not count.
-        listeners: ``await listeners(peers)``: each peer's listening mark.
+        peer_wait: seconds to wait, before re-publishing, for every peer to be listening
+            again: after Redis restarted, a peer whose subscriber reconnects later would
+            miss the replay. The peers are those the heartbeat last saw before the outage
+            (``peers``: Redis may have lost some since) and every node registered now (a
+            peer that registered after this node's last heartbeat before the outage is
+            only found there). A peer that does not come back within ``peer_wait`` (the
+            node timeout, plus two reconnect delays for a peer whose backoff grew during a
+            failover) is dead. A peer is listening again when its mark (``listeners``)
+            names the same Redis servers as this node's subscriber (``server_id``): after
+            a failover the new master holds marks replicated from the old one, which do
+            not count.
+        listeners: ``await listeners(peers)``: the listening mark of each of ``peers`` and
+            of each node registered now, or None while this node is not registered (Redis
+            lost the registry: the replay waits until the heartbeat registered it again).
         server_id: the servers this node's subscriber listens on now.
         prefix: the ``[scaling] prefix`` of the pub/sub channel names.
         metrics: counts drops as ``broker_error("publish_dropped")``.
@@ -337,7 +342,7 @@ class Replay:
         limit: int,
         can_send: Callable[[], bool],
         peer_wait: float,
-        listeners: Callable[[list[str]], Awaitable[list[str]]],
+        listeners: Callable[[set[str]], Awaitable[dict[str, str] | None]],
         server_id: Callable[[], str],
         prefix: str = "pusherd",
         metrics: Metrics | None = None,
@@ -356,6 +361,7 @@ class Replay:
         self._wake = asyncio.Event()
         self.deliver: DeliverFn | None = None
         self.dropped = 0  # since the buffer last emptied
+        self._rejoin_until = 0.0  # loop time until which peers may still register again
 
     @property
     def pending(self) -> int:
@@ -388,18 +394,28 @@ class Replay:
             self._queue.clear()
         self.deliver = None
 
+    def expect_rejoins(self, seconds: float) -> None:
+        """Redis lost the node registry (this node found itself unregistered): for
+        ``seconds`` more, the peers may still be registering again, so the replay waits
+        that long to see them all before it checks that they listen."""
+        self._rejoin_until = asyncio.get_running_loop().time() + seconds
+
     async def _await_peers(self) -> None:
-        """Wait (bounded) until every known peer's subscriber is listening again."""
+        """Wait (bounded) until every peer's subscriber is listening again."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._peer_wait
-        while self.peers and loop.time() < deadline and self._can_send():
-            peers = sorted(self.peers)
+        while loop.time() < deadline and self._can_send():
             try:
-                marks = await self._listeners(peers)
+                marks = await self._listeners(self.peers)
             except _FAILURES:
-                marks = []
+                marks = None
             here = self._server_id()
-            if here and marks and all(mark == here for mark in marks):
+            if (
+                marks is not None
+                and here
+                and loop.time() >= self._rejoin_until
+                and all(mark == here for mark in marks.values())
+            ):
                 return
             await asyncio.sleep(0.05)
 

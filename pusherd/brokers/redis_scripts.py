@@ -48,7 +48,7 @@ them and the prefix; that is why all node-level keys share one slot on Redis Clu
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Any, TypeAlias
@@ -324,10 +324,25 @@ class NodeScripts:
             *_, nodes = await pipe.execute()
         return {node.decode() for node in nodes}
 
-    async def listeners(self, nodes: list[str]) -> list[str]:
-        """Return the listening mark of each node (``""`` where there is none)."""
-        found = await self._client.mget([self.keys.key("listen", node) for node in nodes])
-        return [mark.decode() if isinstance(mark, bytes) else (mark or "") for mark in found]
+    async def listeners(self, known: Iterable[str]) -> dict[str, str] | None:
+        """Return the listening mark of every peer (``""`` where there is none): each node
+        of ``known`` and each node registered now, but this one.
+
+        None while this node is not registered itself: Redis lost the registry (it
+        restarted empty) or reaped this node, so peers may be missing from it too.
+        """
+        members: set[Any] = await self._client.smembers(self.keys.nodes)
+        registered = {node.decode() for node in members}
+        if self._node not in registered:
+            return None
+        peers = sorted((registered | set(known)) - {self._node})
+        if not peers:
+            return {}
+        found = await self._client.mget([self.keys.key("listen", node) for node in peers])
+        return {
+            node: mark.decode() if isinstance(mark, bytes) else (mark or "")
+            for node, mark in zip(peers, found, strict=True)
+        }
 
     async def reap(self, node: str = "") -> list[tuple[str, str, str, str | None]]:
         """Drop ``node``'s entries (every dead node's if empty); return what emptied:

@@ -157,13 +157,8 @@ async def redis_nodes(default_url: str) -> AsyncIterator[MakeNode]:
         node_id: str, url: str = default_url, **options: object
     ) -> tuple[RedisBroker, Inbox]:
         inbox = Inbox()
-        node = RedisBroker(
-            url,
-            node_id,
-            heartbeat_interval=INTERVAL,
-            node_timeout=TIMEOUT,
-            **options,  # type: ignore[arg-type]
-        )
+        settings = {"heartbeat_interval": INTERVAL, "node_timeout": TIMEOUT, **options}
+        node = RedisBroker(url, node_id, **settings)  # type: ignore[arg-type]
         nodes.append(node)
         await node.start(inbox.deliver, inbox.on_reaped)
         return node, inbox

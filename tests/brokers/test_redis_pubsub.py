@@ -9,15 +9,32 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import pytest
 from redis.asyncio import Redis
 
 from pusherd.brokers.base import Envelope, EnvelopeKind
-from pusherd.brokers.redis_pubsub import decode_envelope, encode_envelope, envelope_origin
+from pusherd.brokers.redis_pubsub import (
+    RedisPubSub,
+    decode_envelope,
+    encode_envelope,
+    envelope_origin,
+)
 from pusherd.metrics import Metrics
-from tests.brokers.conftest import INTERVAL, Inbox, MakeNode, redis_nodes, wait_until
+from tests.brokers.conftest import (
+    INTERVAL,
+    WAIT,
+    Inbox,
+    MakeNode,
+    eventually,
+    redis_nodes,
+    wait_until,
+)
 from tests.redis_server import RedisServer
+
+if TYPE_CHECKING:
+    from pusherd.brokers.redis import RedisBroker
 
 __all__: list[str] = []
 
@@ -122,6 +139,112 @@ async def test_redis_replay_waits_for_a_peer_that_reconnects_late(
     assert _numbers(inbox_a) == [1]
 
 
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel ``tasks`` and wait until they ended; a redis-py call may swallow one cancel
+    (``RedisBroker.close`` knows that too), so cancel again, a bounded number of times."""
+    for _ in range(20):
+        for task in tasks:
+            task.cancel()
+        _, pending = await asyncio.wait(tasks, timeout=WAIT / 20)
+        if not pending:
+            return
+    raise AssertionError("a broker task did not stop")
+
+
+async def _pause_heartbeat(node: RedisBroker) -> None:
+    """Stop ``node``'s heartbeat: its peers stay what its last beat saw."""
+    await _cancel([node._tasks[1]])
+
+
+def _resume_heartbeat(node: RedisBroker) -> None:
+    node._tasks[1] = asyncio.create_task(node._beat_loop())
+
+
+def _stop_reader(node: RedisBroker) -> None:
+    """Make ``node``'s subscriber stop after its connection fails (it stays away)."""
+    node._pubsub.closed = True
+
+
+async def _reader_stopped(node: RedisBroker) -> None:
+    await wait_until(lambda: node._tasks[0].done())
+
+
+def _restart_reader(node: RedisBroker) -> None:
+    assert isinstance(node._pubsub, RedisPubSub)
+    node._pubsub.closed = False
+    node._tasks[0] = asyncio.create_task(node._pubsub.run())
+
+
+async def test_redis_replay_waits_for_a_peer_registered_after_the_last_heartbeat(
+    own_redis_server: RedisServer, make_node: MakeNode
+) -> None:
+    # A's last heartbeat before the outage ran before B registered: A knows no peer
+    a, inbox_a = await make_node("a", node_timeout=30.0)
+    await a.subscribe(APP, "c")
+    await _pause_heartbeat(a)
+    b, inbox_b = await make_node("b")
+    await b.subscribe(APP, "c")
+    assert a._replay.peers == set()
+    # both subscriber connections drop, the registry stays (as on a failover); A's
+    # subscriber comes back first, B's stays away a while
+    _stop_reader(a)
+    _stop_reader(b)
+    async with Redis.from_url(own_redis_server.url, socket_timeout=WAIT) as raw:
+        await raw.client_kill_filter(_type="pubsub")
+        await _reader_stopped(a)
+        await _reader_stopped(b)
+
+        async def b_mark_gone() -> bool:  # B's heartbeat dropped its listening mark
+            return not await raw.exists("pusherd:listen:b")
+
+        await eventually(b_mark_gone)
+    await a.publish(Envelope(APP, "c", b"1"))
+    assert _numbers(inbox_a) == [1]
+    _restart_reader(a)
+    await wait_until(lambda: a._pubsub.ok)
+    await asyncio.sleep(3 * INTERVAL)  # a few replay attempts: B is registered, not listening
+    assert a.replay_pending == 1
+    _restart_reader(b)
+    assert _numbers(await inbox_b.wait_for(1)) == [1]
+    await wait_until(lambda: a.replay_pending == 0)
+    assert _numbers(inbox_a) == [1]
+
+
+async def test_redis_replay_waits_for_peers_to_register_again_after_redis_lost_them(
+    own_redis_server: RedisServer, make_node: MakeNode
+) -> None:
+    # A's last heartbeat before the outage ran before B registered: A knows no peer
+    a, inbox_a = await make_node("a", node_timeout=30.0)
+    await a.subscribe(APP, "c")
+    await _pause_heartbeat(a)
+    b, inbox_b = await make_node("b")
+    await b.subscribe(APP, "c")
+    # Redis restarts empty; B's heartbeat and subscriber come back a while after A's
+    await _pause_heartbeat(b)
+    _stop_reader(b)
+    own_redis_server.stop()
+    await wait_until(lambda: not a._pubsub.ok)
+    await _reader_stopped(b)
+    await a.publish(Envelope(APP, "c", b"1"))
+    own_redis_server.start()
+    _resume_heartbeat(a)
+    async with Redis.from_url(own_redis_server.url, socket_timeout=WAIT) as raw:
+
+        async def a_registered() -> bool:
+            return bool(await raw.sismember("pusherd:nodes", "a"))
+
+        await eventually(a_registered)
+        await wait_until(lambda: a._pubsub.ok)
+        await asyncio.sleep(3 * INTERVAL)  # within a heartbeat and a connect: B is still away
+        assert not await raw.sismember("pusherd:nodes", "b")
+    assert a.replay_pending == 1
+    _resume_heartbeat(b)
+    _restart_reader(b)
+    assert _numbers(await inbox_b.wait_for(1)) == [1]
+    await wait_until(lambda: a.replay_pending == 0)
+    assert _numbers(inbox_a) == [1]
+
+
 async def test_redis_replay_ignores_a_listening_mark_naming_another_server(
     own_redis_server: RedisServer, make_node: MakeNode
 ) -> None:
@@ -129,9 +252,7 @@ async def test_redis_replay_ignores_a_listening_mark_naming_another_server(
     b, _ = await make_node("b")
     await a.subscribe(APP, "c")
     await wait_until(lambda: a._replay.peers == {"b"})
-    for task in b._tasks:  # B hangs: it will not resubscribe nor refresh its mark
-        task.cancel()
-    await asyncio.wait(b._tasks)
+    await _cancel(b._tasks)  # B hangs: it will not resubscribe nor refresh its mark
     own_redis_server.stop()
     await wait_until(lambda: not a.ready)
     await a.publish(Envelope(APP, "c", b"1"))
