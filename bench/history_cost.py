@@ -24,17 +24,7 @@ from pathlib import Path
 from bench.build import build_loadgen
 from bench.compare import _raise_fd_limit
 from bench.scenarios import Figure, Scale, fixed_load, rest_rate
-from bench.servers import (
-    APP_ID,
-    APP_KEY,
-    APP_SECRET,
-    ROOT,
-    SERVER_CPU,
-    Server,
-    _wait_http,
-    free_port,
-    pinned,
-)
+from bench.servers import ROOT, Server, start_pusherd
 
 __all__ = ["main"]
 
@@ -54,28 +44,10 @@ def _export(rev: str) -> Path:
 
 
 def _start(name: str, source: Path, extra_config: str) -> Server:
-    port = free_port()
-    work = Path(tempfile.mkdtemp(prefix="pusherd-bench-"))
-    config = work / "pusherd.toml"
-    config.write_text(
-        f'[server]\nhost = "127.0.0.1"\nport = {port}\n\n[[apps]]\n'
-        f'id = "{APP_ID}"\nkey = "{APP_KEY}"\nsecret = "{APP_SECRET}"\n'
-        f"max_presence_members = 100\n{extra_config}"
+    """A server from the tree at ``source`` with ``extra_config``, logging warnings only."""
+    return start_pusherd(
+        extra_args=("--log-level", "warning"), cwd=source, name=name, extra_config=extra_config
     )
-    argv = [sys.executable, "-m", "pusherd", "serve", "--config", str(config)]
-    argv += ["--log-level", "warning"]
-    log = open(work / "pusherd.log", "wb")  # noqa: SIM115 - lives with the process
-    proc = subprocess.Popen(
-        pinned(SERVER_CPU, argv), stdout=log, stderr=subprocess.STDOUT, cwd=source
-    )
-    log.close()
-    server = Server(name, port, proc.pid, proc, work, [work])
-    try:
-        _wait_http(port, "/up", 30, proc)
-    except Exception:
-        server.stop()
-        raise
-    return server
 
 
 def main(argv: list[str] | None = None) -> int:

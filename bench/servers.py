@@ -134,11 +134,13 @@ def start_pusherd(
     python: Path | None = None,
     cwd: Path = ROOT,
     name: str = "pusherd",
+    extra_config: str = "",
 ) -> Server:
     """Start ``python -m pusherd serve`` on a free port, pinned to SERVER_CPU if ``pin``.
 
     ``extra_args`` go to ``serve`` as they are (e.g. ``--log-level warning``); ``python``
-    and ``cwd`` run another installed build (``bench.baseline``).
+    and ``cwd`` run another installed build (``bench.baseline``) or source tree;
+    ``extra_config`` is TOML appended to the app's table (e.g. ``[[apps.history]]``).
     """
     port = free_port()
     work = Path(tempfile.mkdtemp(prefix="pusherd-bench-"))
@@ -152,6 +154,7 @@ def start_pusherd(
         f'key = "{APP_KEY}"\n'
         f'secret = "{APP_SECRET}"\n'
         "max_presence_members = 100\n"
+        f"{extra_config}"
     )
     log = open((log_dir or work) / "pusherd.log", "wb")  # noqa: SIM115 - lives with the process
     argv = [str(python or sys.executable), "-m", "pusherd", "serve", "--config", str(config)]

@@ -175,15 +175,23 @@ def _restart_reader(node: RedisBroker) -> None:
     node._tasks[0] = asyncio.create_task(node._pubsub.run())
 
 
-async def test_redis_replay_waits_for_a_peer_registered_after_the_last_heartbeat(
-    own_redis_server: RedisServer, make_node: MakeNode
-) -> None:
-    # A's last heartbeat before the outage ran before B registered: A knows no peer
+async def _b_registered_after_a_last_beat(
+    make_node: MakeNode,
+) -> tuple[RedisBroker, Inbox, RedisBroker, Inbox]:
+    """Nodes A and B on channel c, where A's last heartbeat ran before B registered: A
+    knows no peer."""
     a, inbox_a = await make_node("a", node_timeout=30.0)
     await a.subscribe(APP, "c")
     await _pause_heartbeat(a)
     b, inbox_b = await make_node("b")
     await b.subscribe(APP, "c")
+    return a, inbox_a, b, inbox_b
+
+
+async def test_redis_replay_waits_for_a_peer_registered_after_the_last_heartbeat(
+    own_redis_server: RedisServer, make_node: MakeNode
+) -> None:
+    a, inbox_a, b, inbox_b = await _b_registered_after_a_last_beat(make_node)
     assert a._replay.peers == set()
     # both subscriber connections drop, the registry stays (as on a failover); A's
     # subscriber comes back first, B's stays away a while
@@ -213,12 +221,7 @@ async def test_redis_replay_waits_for_a_peer_registered_after_the_last_heartbeat
 async def test_redis_replay_waits_for_peers_to_register_again_after_redis_lost_them(
     own_redis_server: RedisServer, make_node: MakeNode
 ) -> None:
-    # A's last heartbeat before the outage ran before B registered: A knows no peer
-    a, inbox_a = await make_node("a", node_timeout=30.0)
-    await a.subscribe(APP, "c")
-    await _pause_heartbeat(a)
-    b, inbox_b = await make_node("b")
-    await b.subscribe(APP, "c")
+    a, inbox_a, b, inbox_b = await _b_registered_after_a_last_beat(make_node)
     # Redis restarts empty; B's heartbeat and subscriber come back a while after A's
     await _pause_heartbeat(b)
     _stop_reader(b)

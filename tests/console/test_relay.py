@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import orjson
 
@@ -60,20 +62,13 @@ async def test_relay_caps_each_flush_and_counts_the_rest_as_skipped() -> None:
     lifecycle = Lifecycle()
     bulletin = MemoryBulletin()
     relay = Relay(lifecycle, bulletin, "n1", lambda: ["1"])
-    got: asyncio.Queue[bytes] = asyncio.Queue()
-    await bulletin.follow(log_topic("1"), got.put_nowait)
-    await relay.start()
-    try:
-        await bulletin.share(watch_key("1"), "n9", orjson.dumps(2e12), 30)
-        await relay.refresh()
+    async with _watched(relay, bulletin) as got:
         extra = 40
         for i in range(relay_module.MAX_PER_FLUSH + extra):
             lifecycle.emit(ApiMessage("1", "c", f"e{i}", b'{"data":"1"}', None))
         batch = orjson.loads(await asyncio.wait_for(got.get(), 2))
         assert len(batch["lines"]) == relay_module.MAX_PER_FLUSH
         assert batch["skipped"] == extra
-    finally:
-        await relay.close()
 
 
 async def test_relay_builds_no_more_lines_a_second_than_a_viewer_is_sent() -> None:
@@ -81,12 +76,7 @@ async def test_relay_builds_no_more_lines_a_second_than_a_viewer_is_sent() -> No
     bulletin = MemoryBulletin()
     # a clock that stands still: the bucket gets no new tokens during the test
     relay = Relay(lifecycle, bulletin, "n1", lambda: ["1"], clock=lambda: 100.0)
-    got: asyncio.Queue[bytes] = asyncio.Queue()
-    await bulletin.follow(log_topic("1"), got.put_nowait)
-    await relay.start()
-    try:
-        await bulletin.share(watch_key("1"), "n9", orjson.dumps(2e12), 30)
-        await relay.refresh()
+    async with _watched(relay, bulletin) as got:
         per_batch = relay_module.MAX_PER_FLUSH
         batches = relay_module.MAX_RATE // per_batch + 1
         lines = skipped = 0
@@ -98,6 +88,18 @@ async def test_relay_builds_no_more_lines_a_second_than_a_viewer_is_sent() -> No
             skipped += batch.get("skipped", 0)
         assert lines == relay_module.MAX_RATE
         assert skipped == batches * per_batch - relay_module.MAX_RATE
+
+
+@contextlib.asynccontextmanager
+async def _watched(relay: Relay, bulletin: MemoryBulletin) -> AsyncIterator[asyncio.Queue[bytes]]:
+    """Start ``relay`` with app "1" watched from node n9; yield the batches it posts."""
+    got: asyncio.Queue[bytes] = asyncio.Queue()
+    await bulletin.follow(log_topic("1"), got.put_nowait)
+    await relay.start()
+    try:
+        await bulletin.share(watch_key("1"), "n9", orjson.dumps(2e12), 30)
+        await relay.refresh()
+        yield got
     finally:
         await relay.close()
 
