@@ -3,6 +3,12 @@
 The session decides; the connection carries out. Actions that need the cluster
 (``Subscribe``, ``Unsubscribe``, ``ClientEvent``, ``SignIn``) are executed in order
 by the connection, which talks to the broker and hub.
+
+Actions are treated as immutable but not declared ``frozen``: a frozen dataclass sets
+each field through ``object.__setattr__`` and costs three times as much to build, and
+one is built for every subscribe and every leave. The same holds for the other values
+built on every connect (``frames.Message``, ``messages.ClientMessage``,
+``handshake.Request``).
 """
 
 from __future__ import annotations
@@ -16,14 +22,14 @@ from pusherd.types import JSON
 __all__ = ["Action", "ClientEvent", "Send", "SignIn", "Subscribe", "Unsubscribe"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Send:
     """Write ``payload`` (a JSON text message) to this socket."""
 
     payload: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Subscribe:
     """Join ``channel``; ``member`` is set for presence channels."""
 
@@ -32,7 +38,7 @@ class Subscribe:
     member: Member | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Unsubscribe:
     """Leave ``channel``; ``member`` is the presence member this socket had joined as."""
 
@@ -41,7 +47,7 @@ class Unsubscribe:
     member: Member | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ClientEvent:
     """Relay a ``client-*`` event to the channel's other subscribers.
 
@@ -55,7 +61,7 @@ class ClientEvent:
     payload: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SignIn:
     """The socket signed in as ``user_id``; ``watchlist`` holds at most 100 ids."""
 

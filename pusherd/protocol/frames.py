@@ -56,7 +56,7 @@ class CloseStatus(IntEnum):
 _OPCODES = {int(op): op for op in Opcode}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Message:
     """A complete message or control frame from the client."""
 

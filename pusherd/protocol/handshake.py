@@ -35,7 +35,7 @@ _APP_PATH = re.compile(r"/app/([^/]+)/?")
 _ANY_ORIGIN = ("*",)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Request:
     path: str
     query: dict[str, str]
@@ -110,22 +110,23 @@ def parse_request(head: bytes) -> Request:
     if key is None or len(key) != 24 or not key.endswith(b"=="):
         raise HandshakeError(400, "missing or invalid Sec-WebSocket-Key")
     path, _, query = parts[1].decode("latin-1").partition("?")
-    return Request(
-        path=path,
-        query=_query(query),
-        key=key.decode("latin-1"),
-        origin=None if origin is None else origin.decode("latin-1"),
-        forwarded_for=None if forwarded_for is None else forwarded_for.decode("latin-1"),
+    return Request(  # positional: this runs on every connect
+        path,
+        _query(query),
+        key.decode("latin-1"),
+        None if origin is None else origin.decode("latin-1"),
+        None if forwarded_for is None else forwarded_for.decode("latin-1"),
     )
 
 
 def _query(raw: str) -> dict[str, str]:
     # parse_qsl is general and slow; a Pusher URL has three or four plain pairs.
     pairs: dict[str, str] = {}
+    escaped = "%" in raw or "+" in raw
     for part in raw.split("&"):
         if part:
             name, _, value = part.partition("=")
-            if "%" in part or "+" in part:
+            if escaped:
                 name, value = unquote_plus(name), unquote_plus(value)
             pairs[name] = value
     return pairs
@@ -157,7 +158,7 @@ def admit(
     Raises:
         ConnectionError_: with the Pusher close code of the first failed check.
     """
-    path = strip_prefix(request.path, prefix)
+    path = strip_prefix(request.path, prefix) if prefix else request.path
     match = None if path is None else _APP_PATH.fullmatch(path)
     if match is None:
         path = request.path if path is None else path

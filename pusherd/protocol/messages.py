@@ -99,7 +99,7 @@ def json_preview(value: object, limit: int = 200) -> str:
     return "an array" if isinstance(value, list) else "an object"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ClientMessage:
     """A parsed client frame: ``event``, optional ``channel`` and ``data`` as sent."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from pusherd.apps.base import App
@@ -171,7 +171,12 @@ class Connection(Writer):
                     self.send(encode_error(exc.reason, None))
                 self.close(exc.code, exc.reason, error_frame=False)
             return
-        self._on_messages(messages)
+        if len(messages) != 1:
+            self._on_messages(messages)
+        elif messages[0].opcode is Opcode.TEXT:  # nearly every read: one whole message
+            self._on_text(messages[0].payload)
+        else:
+            self._on_control(messages[0])
 
     def _on_messages(self, messages: list[Message]) -> None:
         for index, message in enumerate(messages):
@@ -254,47 +259,45 @@ class Connection(Writer):
                 self.services.drop_local(self, action.channel)
             pending.append(action)
         if pending:
-            self.task = self.run(self._run(pending))
+            # At once with a broker that never waits, else as a task.
+            run = self._run(pending)
+            self.task = (
+                start_eagerly(run)
+                if self.services.eager
+                else asyncio.get_running_loop().create_task(run)
+            )
 
-    def run(self, coro: Coroutine[Any, Any, None]) -> asyncio.Future[None] | None:
-        """Run this socket's actions: at once with a broker that never waits, else a task."""
-        if self.services.eager:
-            return start_eagerly(coro)
-        return asyncio.get_running_loop().create_task(coro)
-
-    async def _run(self, actions: list[Action]) -> None:
+    async def _run(self, actions: list[Action] | None) -> None:
+        """Carry out ``actions``, then the messages that arrived meanwhile, in order."""
+        apply = self.services.apply
         try:
-            await self._apply_all(actions)
-            while self.inbox and not self.closing:
-                next_actions = self._handle(self.inbox.popleft())
-                if next_actions:
-                    await self._apply_all(next_actions)
+            while actions:
+                for action in actions:
+                    if self.closing:
+                        return
+                    if type(action) is Send:
+                        self.send(action.payload)
+                        continue
+                    try:
+                        await apply[type(action)](self, action)
+                    except PusherError as exc:
+                        self.fail(exc)
+                    except BrokerError as exc:
+                        logger.warning(
+                            "broker unavailable while handling %s: %s", type(action).__name__, exc
+                        )
+                        self.fail(self.session.unavailable(action))
+                    except Exception:  # a bug must cost this message, never the socket
+                        logger.exception("internal error while handling %s", type(action).__name__)
+                        self.fail(PusherError("Internal server error"))
+                actions = None
+                while not actions and self.inbox and not self.closing:
+                    actions = self._handle(self.inbox.popleft())
         finally:
             self.task = None
             if self.paused and not self.closing:
                 self.paused = False
                 self.transport.resume_reading()
-
-    async def _apply_all(self, actions: list[Action]) -> None:
-        apply = self.services.apply
-        for action in actions:
-            if self.closing:
-                return
-            if type(action) is Send:
-                self.send(action.payload)
-                continue
-            try:
-                await apply[type(action)](self, action)
-            except PusherError as exc:
-                self.fail(exc)
-            except BrokerError as exc:
-                logger.warning(
-                    "broker unavailable while handling %s: %s", type(action).__name__, exc
-                )
-                self.fail(self.session.unavailable(action))
-            except Exception:  # a bug must cost this message, never the process or socket
-                logger.exception("internal error while handling %s", type(action).__name__)
-                self.fail(PusherError("Internal server error"))
 
     # output ------------------------------------------------------------------------
     def fail(self, exc: PusherError) -> None:
@@ -318,7 +321,9 @@ class Connection(Writer):
             logger.debug(
                 "frame out %s: %s", self.socket_id, payload[:2000].decode("utf-8", "replace")
             )
-        self.send_frame(text_frame(payload))
+        length = len(payload)
+        # text_frame, inlined for the short messages nearly every send is
+        self.send_frame(bytes((0x81, length)) + payload if length < 126 else text_frame(payload))
 
     def close(self, code: int, message: str, error_frame: bool = True) -> None:
         """Send ``pusher:error`` (for 4xxx codes) and a close frame, then linger-close."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 
 from pusherd.brokers.base import Broker
 from pusherd.errors import BrokerError
@@ -81,24 +81,30 @@ class Hub:
         del self._channels[key]
         return True
 
-    async def join(self, app_id: str, channel: str, conn: Socket) -> None:
-        """Deliver ``channel`` to ``conn`` from now on, subscribing the node if it must.
+    def join(self, app_id: str, channel: str, conn: Socket) -> Awaitable[None] | None:
+        """Deliver ``channel`` to ``conn`` from now on.
 
-        Raises:
+        Returns None, or, when the node must first subscribe at the broker, what to await
+        before telling the client it is subscribed (no coroutine is made otherwise: this
+        runs on every subscribe).
+
+        Raises (from the awaitable):
             BrokerError: the broker forgot the failed subscribe, so ``conn`` is unindexed
                 too: otherwise no later subscriber would ever ask again.
         """
         if self.add(app_id, channel, conn):
             self.metrics.channel_opened(app_id)
-        key = (app_id, channel)
-        if not self._node_subscriptions or key in self._subscribed:
-            return
+        if not self._node_subscriptions or (app_id, channel) in self._subscribed:
+            return None
+        return self._subscribe_node(app_id, channel, conn)
+
+    async def _subscribe_node(self, app_id: str, channel: str, conn: Socket) -> None:
         try:
             await self._broker.subscribe(app_id, channel)
         except BrokerError:
             self.leave(app_id, channel, conn)
             raise
-        self._subscribed.add(key)
+        self._subscribed.add((app_id, channel))
 
     def leave(self, app_id: str, channel: str, conn: Socket) -> None:
         """Stop delivering ``channel`` to ``conn``; the node unsubscribes a little later."""

@@ -93,7 +93,9 @@ class Membership:
         # indexed, until the replay (after subscription_succeeded) has gone out.
         catchup = self.history.begin(conn, app, channel) if app.history else None
         try:
-            await self.hub.join(app_id, channel, conn)
+            subscribing = self.hub.join(app_id, channel, conn)
+            if subscribing is not None:
+                await subscribing
         except BrokerError:
             if catchup is not None:
                 self.history.cancel(conn, app_id, channel)
@@ -297,16 +299,21 @@ class Membership:
         app = conn.app
         user_channel = SERVER_TO_USER_PREFIX + action.user_id
         internal = conn.internal = [user_channel]
-        await self.hub.join(app.id, user_channel, conn)
+        await self._join(app.id, user_channel, conn)
         came_online = await self.broker.sign_in(app.id, action.user_id, conn.socket_id)
         if app.watchlist and action.watchlist:
             for user_id in action.watchlist:
                 internal.append(WATCHLIST_PREFIX + user_id)
-                await self.hub.join(app.id, WATCHLIST_PREFIX + user_id, conn)
+                await self._join(app.id, WATCHLIST_PREFIX + user_id, conn)
             online = await self.broker.online(app.id, action.watchlist)
             conn.send(transitions.watchlist_events(action.watchlist, online))
         if came_online and app.watchlist:
             await self._watchlist_change(app.id, action.user_id, "online")
+
+    async def _join(self, app_id: str, channel: str, conn: Socket) -> None:
+        subscribing = self.hub.join(app_id, channel, conn)
+        if subscribing is not None:
+            await subscribing
 
     async def _sign_out(self, app: App, user_id: str, socket_id: str) -> None:
         if await self.broker.sign_out(app.id, user_id, socket_id) and app.watchlist:

@@ -90,7 +90,8 @@ class Sockets:
         if app.max_connections:
             self._spawn(self._count(conn, app))
         else:
-            self._greet(conn)
+            head, tail = self._greeting
+            conn.send(head + conn.socket_id.encode() + tail)
 
     async def _count(self, conn: Connection, app: App) -> None:
         try:
