@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections import deque
 
 import orjson
 
 __all__ = [
+    "DEFER_BATCH",
     "BufferedHandler",
     "InfoLine",
     "JsonFormatter",
@@ -24,6 +26,7 @@ __all__ = [
 ]
 
 FLUSH_INTERVAL = 0.5
+DEFER_BATCH = 256
 
 
 class _Clock:
@@ -107,6 +110,11 @@ class BufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
     A ``write`` per log line costs more than the connection it reports when stderr is
     a file; ``flush_logs`` (called by the node every second, at shutdown and at exit)
     bounds the delay of quiet periods.
+
+    ``InfoLine``'s lines are not even formatted one by one: ``defer`` keeps the time,
+    logger name and message, and they are formatted together, in order, before any
+    other record is written, on ``flush`` and every ``DEFER_BATCH`` lines. Formatting
+    256 lines in a row costs a fraction of formatting each between two connections.
     """
 
     def __init__(self) -> None:
@@ -120,9 +128,14 @@ class BufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
         )
         super().__init__(stream)
         self._flushed = time.monotonic()
+        # (unix time, logger name, message); a deque: appends and pops never lose a
+        # line to a concurrent drain.
+        self._deferred: deque[tuple[float, str, str]] = deque()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
+            if self._deferred:
+                self._drain()
             self.stream.write(self.format(record) + "\n")
             now = time.monotonic()
             if record.levelno >= logging.WARNING or now - self._flushed > FLUSH_INTERVAL:
@@ -131,14 +144,44 @@ class BufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
         except Exception:
             self.handleError(record)
 
-    def write_line(self, line: str) -> None:
-        """Append one already formatted info line (see ``InfoLine``)."""
+    def defer(self, created: float, name: str, message: str) -> None:
+        """Queue one info line of logger ``name`` (see ``InfoLine``)."""
+        deferred = self._deferred
+        deferred.append((created, name, message))
+        if len(deferred) >= DEFER_BATCH:
+            self._drain()
+
+    def flush(self) -> None:
+        if self._deferred:
+            self._drain()
+        super().flush()
+
+    def _drain(self) -> None:
+        deferred = self._deferred
+        formatter = self.formatter
         with self.lock:  # type: ignore[union-attr]
-            self.stream.write(line + "\n")
-            now = time.monotonic()
-            if now - self._flushed > FLUSH_INTERVAL:
-                self._flushed = now
-                self.stream.flush()
+            try:
+                write = self.stream.write
+                while deferred:
+                    created, name, message = deferred.popleft()
+                    if isinstance(formatter, TextFormatter | JsonFormatter):
+                        text = formatter.line(created, "INFO", name, message)
+                    else:  # the formatter was replaced since: format a record
+                        text = self.format(_record(created, name, message))
+                    write(text + "\n")
+                now = time.monotonic()
+                if now - self._flushed > FLUSH_INTERVAL:
+                    self._flushed = now
+                    self.stream.flush()
+            except (OSError, ValueError):  # stderr is gone: a log line never breaks a caller
+                deferred.clear()
+
+
+def _record(created: float, name: str, message: str) -> logging.LogRecord:
+    record = logging.LogRecord(name, logging.INFO, "", 0, message, None, None)
+    record.created = created
+    record.msecs = (created % 1) * 1000
+    return record
 
 
 class InfoLine:
@@ -178,7 +221,7 @@ class InfoLine:
                 and handler.level <= logging.INFO
                 and (type(formatter) is TextFormatter or type(formatter) is JsonFormatter)
             ):
-                handler.write_line(formatter.line(time.time(), "INFO", self._name, message))
+                handler.defer(time.time(), self._name, message)
                 return
         logger.info("%s", message)
 

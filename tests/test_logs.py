@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from pusherd.logs import BufferedHandler, InfoLine, JsonFormatter, TextFormatter
+from pusherd.logs import DEFER_BATCH, BufferedHandler, InfoLine, JsonFormatter, TextFormatter
 
 TEXT_LINE = re.compile(
     r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO pusherd\.test: connection opened: app 1$"
@@ -113,3 +113,54 @@ def test_the_line_stamp_is_the_second_text_with_milliseconds_for_each_millisecon
     assert formatter.line(at + 0.0004, "INFO", "x", "m") == "2026-11-18T11:06:40.250Z INFO x: m"
     assert formatter.line(at + 0.0011, "INFO", "x", "m") == "2026-11-18T11:06:40.251Z INFO x: m"
     assert formatter.line(at + 0.75, "INFO", "y", "n") == "2026-11-18T11:06:41.000Z INFO y: n"
+
+
+def test_info_lines_are_written_in_order_before_a_later_record(
+    installed: tuple[BufferedHandler, io.StringIO],
+) -> None:
+    handler, stream = installed
+    line = InfoLine("pusherd.test")
+    line("connection opened: app 1")
+    logging.getLogger("pusherd.test").warning("broker unavailable")
+    line("connection closed: app 1 socket 1.2 code 1000")
+    handler.flush()
+    messages = [text.split(": ", 1)[1] for text in stream.getvalue().splitlines()]
+    assert messages == [
+        "connection opened: app 1",
+        "broker unavailable",
+        "connection closed: app 1 socket 1.2 code 1000",
+    ]
+
+
+def test_deferred_info_lines_are_written_by_the_batch_without_a_flush(
+    installed: tuple[BufferedHandler, io.StringIO],
+) -> None:
+    _, stream = installed
+    line = InfoLine("pusherd.test")
+    for index in range(DEFER_BATCH):
+        line(f"connection opened: app {index}")
+    written = stream.getvalue().splitlines()
+    assert len(written) == DEFER_BATCH
+    assert written[-1].endswith(f"connection opened: app {DEFER_BATCH - 1}")
+
+
+def test_a_deferred_line_keeps_the_time_it_was_logged_at(
+    installed: tuple[BufferedHandler, io.StringIO],
+) -> None:
+    handler, stream = installed
+    handler.defer(1_795_000_000.25, "pusherd.test", "connection opened: app 1")
+    handler.flush()
+    assert (
+        stream.getvalue()
+        == "2026-11-18T11:06:40.250Z INFO pusherd.test: connection opened: app 1\n"
+    )
+
+
+def test_a_deferred_line_is_formatted_as_a_record_when_the_formatter_was_replaced(
+    installed: tuple[BufferedHandler, io.StringIO],
+) -> None:
+    handler, stream = installed
+    handler.defer(1_795_000_000.25, "pusherd.test", "connection opened: app 1")
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    handler.flush()
+    assert stream.getvalue() == "INFO pusherd.test connection opened: app 1\n"
