@@ -15,6 +15,7 @@ from datetime import datetime
 __all__ = [
     "PATHS",
     "SCRAPE_PATH",
+    "accepting",
     "health",
     "metrics_port_mount",
     "probe_routes",
@@ -26,14 +27,19 @@ PATHS = ("/up", "/ready", "/health", "/metrics")
 SCRAPE_PATH = b"/metrics"
 
 
-def readiness(started: bool, draining: bool, broker_ready: bool) -> tuple[int, dict[str, object]]:
-    """Answer ``/ready``: 200 when the node accepts sockets; 503 and why otherwise.
+def accepting(started: bool, draining: bool, broker_ready: bool) -> bool:
+    """Whether the node accepts sockets: once started, until it drains, while its broker
+    is reachable."""
+    return started and not draining and broker_ready
 
-    The node accepts sockets once started, until it drains, while its broker is
-    reachable. The reason names draining before starting before the broker: a node
-    that is going away says so even if it never finished starting.
+
+def readiness(started: bool, draining: bool, broker_ready: bool) -> tuple[int, dict[str, object]]:
+    """Answer ``/ready``: 200 when the node is ``accepting`` sockets; 503 and why otherwise.
+
+    The reason names draining before starting before the broker: a node that is going
+    away says so even if it never finished starting.
     """
-    if started and not draining and broker_ready:
+    if accepting(started, draining, broker_ready):
         return 200, {"ready": True}
     if draining:
         return 503, {"ready": False, "reason": "draining"}

@@ -16,7 +16,7 @@ from pusherd.brokers.base import Broker
 from pusherd.console.runtime import ConsoleRuntime
 from pusherd.errors import BrokerError
 from pusherd.logs import flush_logs
-from pusherd.protocol.probes import readiness
+from pusherd.protocol.probes import accepting, readiness
 from pusherd.server.eager import Tasks
 from pusherd.server.hub import Hub
 from pusherd.server.membership import Membership
@@ -39,7 +39,7 @@ class Readiness:
 
     @property
     def ready(self) -> bool:
-        return self.started and not self._sockets.draining and self._broker.ready
+        return accepting(self.started, self._sockets.draining, self._broker.ready)
 
     def answer(self) -> tuple[int, dict[str, object]]:
         """200 when the node accepts sockets; 503 while starting, draining or cut off."""

@@ -8,6 +8,7 @@ import pytest
 
 from pusherd.protocol.probes import (
     PATHS,
+    accepting,
     health,
     metrics_port_mount,
     probe_routes,
@@ -22,6 +23,13 @@ NOW = datetime(2026, 12, 2, 8, 30, 5, 123456, tzinfo=UTC)
 
 def test_readiness_is_200_only_when_started_not_draining_and_the_broker_is_up() -> None:
     assert readiness(True, False, True) == (200, {"ready": True})
+    assert accepting(True, False, True)
+
+
+def test_accepting_needs_started_not_draining_and_the_broker() -> None:
+    assert not accepting(False, False, True)
+    assert not accepting(True, True, True)
+    assert not accepting(True, False, False)
 
 
 @pytest.mark.parametrize(
