@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import orjson
@@ -213,13 +213,22 @@ def check_event(event: Mapping[str, Any], channels: Any, max_payload: int) -> Ev
     return Event(channels, name, data, socket_id, info, key)
 
 
-def check_events(body: bytes, max_payload: int) -> Event:
-    """Validate the body of ``POST /events``."""
+def check_events(body: bytes, max_payload: int, header_key: bytes | None = None) -> Event:
+    """Validate the body of ``POST /events``.
+
+    Args:
+        header_key: the ``Idempotency-Key`` header, if any: the event's key when its
+            body names none (the body's ``idempotency_key`` wins); checked last.
+    """
     event = json_object(body)
     channels = event.get("channels")
     if channels is None and "channel" in event:
         channels = [event["channel"]]
-    return check_event(event, channels, max_payload)
+    checked = check_event(event, channels, max_payload)
+    if checked.idempotency_key is None and header_key is not None:
+        key = idempotency_key(header_key.decode("latin-1"))
+        return replace(checked, idempotency_key=key)
+    return checked
 
 
 def check_batch(body: bytes, max_payload: int) -> list[Event]:

@@ -186,10 +186,8 @@ class RestApi:
 
     # endpoints ---------------------------------------------------------------------
     async def _events(self, app: App, body: bytes, header_key: bytes | None) -> Any:
-        event = rest.check_events(body, app.max_event_payload_bytes)
+        event = rest.check_events(body, app.max_event_payload_bytes, header_key)
         key = event.idempotency_key
-        if key is None and header_key is not None:
-            key = rest.idempotency_key(header_key.decode("latin-1"))
         if key is not None:
             return await self.idempotency.once(app, key, lambda: self._event_answer(app, event))
         self._rate_limit(app, len(event.channels))

@@ -201,3 +201,22 @@ def test_history_query_is_404_without_a_rule_and_400_for_a_bad_limit() -> None:
     assert _status(rest.history_query, (), "chat-1", {}) == 404
     for bad in ("0", "-1", "x", "", "1.5"):
         assert _status(rest.history_query, rules, "chat-1", {"limit": bad}) == 400
+
+
+def test_check_events_takes_the_idempotency_key_header_when_the_body_has_none() -> None:
+    plain = json.dumps({"name": "e", "channel": "c", "data": ""}).encode()
+    keyed = json.dumps({"name": "e", "channel": "c", "data": "", "idempotency_key": "body"})
+    assert rest.check_events(plain, LIMIT).idempotency_key is None
+    assert rest.check_events(plain, LIMIT, b"header").idempotency_key == "header"
+    assert rest.check_events(keyed.encode(), LIMIT, b"header").idempotency_key == "body"
+
+
+def test_check_events_checks_the_idempotency_key_header_after_the_body() -> None:
+    plain = json.dumps({"name": "e", "channel": "c", "data": ""}).encode()
+    keyed = json.dumps({"name": "e", "channel": "c", "data": "", "idempotency_key": "k"})
+    assert _status(rest.check_events, plain, LIMIT, b"") == 400
+    assert _status(rest.check_events, plain, LIMIT, b"x" * 201) == 400
+    assert rest.check_events(keyed.encode(), LIMIT, b"").idempotency_key == "k"  # not used
+    no_name = json.dumps({"channel": "c", "data": ""}).encode()
+    with pytest.raises(ApiError, match="name"):
+        rest.check_events(no_name, LIMIT, b"")
