@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 __all__ = [
+    "CLAIM_TTL",
     "DEFAULT_MAX_AGE",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_EVENTS",
@@ -34,9 +35,11 @@ __all__ = [
     "HistoryStore",
     "IdempotencyCache",
     "Retained",
+    "claim_ttl",
     "history_page",
     "idempotency_key_error",
     "match_rule",
+    "retaining_rule",
 ]
 
 DEFAULT_MAX_EVENTS = 50
@@ -52,6 +55,9 @@ ENTRY_OVERHEAD = 200
 # What one history channel costs besides its events (its ring's deque block, the ring,
 # its key and the index entry), counted the same way.
 RING_OVERHEAD = 1024
+# A claim whose owner never stores an answer (it crashed mid-publish) lapses after this
+# many seconds, so the key does not stay blocked for the whole ttl.
+CLAIM_TTL = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +82,19 @@ def match_rule(rules: tuple[HistoryRule, ...], channel: str) -> HistoryRule | No
         if rule.matches(channel):
             return rule
     return None
+
+
+def retaining_rule(
+    rules: tuple[HistoryRule, ...], channel: str, client_event: bool = False
+) -> HistoryRule | None:
+    """Return the rule that retains an event published on ``channel``, or None.
+
+    Client events are retained only where the rule says ``client_events``.
+    """
+    rule = match_rule(rules, channel)
+    if rule is None or (client_event and not rule.client_events):
+        return None
+    return rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +267,14 @@ def _live(entry: tuple[int, float, bytes, str | None, _Ring]) -> bool:
 
 
 # idempotency ----------------------------------------------------------------------------
+def claim_ttl(ttl: float) -> float:
+    """How long a claim on a key lasts until its answer is stored (``CLAIM_TTL`` at most).
+
+    The answer itself is kept for the app's whole ``idempotency_ttl`` (``ttl``).
+    """
+    return min(ttl, CLAIM_TTL)
+
+
 class IdempotencyCache:
     """Answers given to idempotency keys, each kept for its ttl; at most ``limit`` keys.
 

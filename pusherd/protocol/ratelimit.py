@@ -1,8 +1,8 @@
-"""A token bucket with the clock passed in: client events per socket, REST events per app."""
+"""Token buckets with the clock passed in: client events per socket, REST events per app."""
 
 from __future__ import annotations
 
-__all__ = ["TokenBucket"]
+__all__ = ["Buckets", "TokenBucket"]
 
 
 class TokenBucket:
@@ -32,3 +32,26 @@ class TokenBucket:
             return False
         self._tokens = tokens - count
         return True
+
+
+class Buckets:
+    """One ``TokenBucket`` per key (REST events: per app), built full on first use.
+
+    A key whose rate changed (the app was reconfigured) starts over with a full bucket
+    at the new rate.
+    """
+
+    __slots__ = ("_buckets",)
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def take(self, key: str, rate: int, count: int, now: float) -> bool:
+        """Take ``count`` tokens from ``key``'s bucket of ``rate``; return whether it could."""
+        bucket = self._buckets.get(key)
+        if bucket is None or bucket.rate != rate:
+            bucket = self._buckets[key] = TokenBucket(rate, now)
+        return bucket.take(count, now)

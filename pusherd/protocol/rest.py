@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import orjson
@@ -18,7 +18,8 @@ import orjson
 from pusherd.apps.base import App, AppRegistry
 from pusherd.errors import ApiError
 from pusherd.protocol.channels import channel_kind, channel_name_error
-from pusherd.protocol.history import idempotency_key_error
+from pusherd.protocol.history import HistoryRule, idempotency_key_error, match_rule
+from pusherd.protocol.http import strip_prefix
 from pusherd.protocol.messages import load_json
 from pusherd.protocol.signing import verify_request
 
@@ -37,9 +38,13 @@ __all__ = [
     "check_batch",
     "check_event",
     "check_events",
+    "history_query",
+    "idempotency_key",
     "info_fields",
     "json_object",
     "match_route",
+    "presence_channel_param",
+    "route",
     "user_param",
 ]
 
@@ -101,6 +106,24 @@ def match_route(method: str, path: str) -> tuple[str, tuple[str, ...]]:
                 return endpoint, found.groups()
             known = True
     raise ApiError("Not found", 405 if known else 404)
+
+
+def route(method: str, path: str, prefix: str) -> tuple[str, str, tuple[str, ...]]:
+    """Return the path inside ``prefix``, the endpoint name and the path groups.
+
+    Args:
+        path: the decoded path, mount prefix included.
+        prefix: the mount prefix (``path_prefix``), "" for none.
+
+    Raises:
+        ApiError: 404 outside ``prefix`` or for an unknown path, 405 for a known path
+            with another method (``match_route``).
+    """
+    local = strip_prefix(path, prefix)
+    if local is None:
+        raise ApiError("Not found", 404)
+    endpoint, groups = match_route(method, local)
+    return local, endpoint, groups
 
 
 def authenticate(
@@ -186,19 +209,26 @@ def check_event(event: Mapping[str, Any], channels: Any, max_payload: int) -> Ev
         raise ApiError("info=user_count is only available for presence channels", 400)
     key = event.get("idempotency_key")
     if key is not None:
-        error = idempotency_key_error(key)
-        if error is not None:
-            raise ApiError(error, 400)
+        key = idempotency_key(key)
     return Event(channels, name, data, socket_id, info, key)
 
 
-def check_events(body: bytes, max_payload: int) -> Event:
-    """Validate the body of ``POST /events``."""
+def check_events(body: bytes, max_payload: int, header_key: bytes | None = None) -> Event:
+    """Validate the body of ``POST /events``.
+
+    Args:
+        header_key: the ``Idempotency-Key`` header, if any: the event's key when its
+            body names none (the body's ``idempotency_key`` wins); checked last.
+    """
     event = json_object(body)
     channels = event.get("channels")
     if channels is None and "channel" in event:
         channels = [event["channel"]]
-    return check_event(event, channels, max_payload)
+    checked = check_event(event, channels, max_payload)
+    if checked.idempotency_key is None and header_key is not None:
+        key = idempotency_key(header_key.decode("latin-1"))
+        return replace(checked, idempotency_key=key)
+    return checked
 
 
 def check_batch(body: bytes, max_payload: int) -> list[Event]:
@@ -230,11 +260,32 @@ def info_fields(raw: object, allowed: AbstractSet[str]) -> AbstractSet[str]:
     return fields
 
 
+def idempotency_key(value: object) -> str:
+    """Return ``value`` as an idempotency key, or raise ``ApiError`` (400).
+
+    The key of ``POST /events`` (its ``idempotency_key`` or its ``Idempotency-Key``
+    header) and of each ``batch_events`` item.
+    """
+    error = idempotency_key_error(value)
+    if error is not None:
+        raise ApiError(error, 400)
+    assert isinstance(value, str)
+    return value
+
+
 def channel_param(channel: str) -> str:
     """Check a channel name taken from the path."""
     error = channel_name_error(channel)
     if error is not None:
         raise ApiError(f"Invalid channel: {error}", 400)
+    return channel
+
+
+def presence_channel_param(channel: str) -> str:
+    """Check the channel of ``GET /channels/{channel}/users``: only presence has users."""
+    channel_param(channel)
+    if not channel_kind(channel).is_presence:
+        raise ApiError("Users are only available for presence channels", 400)
     return channel
 
 
@@ -256,6 +307,30 @@ def channel_query(channel: str, query: Mapping[str, str]) -> AbstractSet[str]:
     if "cache" in info and not kind.is_cache:
         raise ApiError("info=cache is only available for cache channels", 400)
     return info
+
+
+def history_query(
+    rules: tuple[HistoryRule, ...], channel: str, query: Mapping[str, str]
+) -> tuple[HistoryRule, int]:
+    """Return the rule keeping ``channel``'s history and how many events to read.
+
+    ``GET /channels/{channel}/events`` (an extension): ``limit`` (a positive integer)
+    reads at most that many of the newest events, never more than the rule keeps.
+
+    Raises:
+        ApiError: 404 when no ``[[apps.history]]`` rule keeps the channel, 400 for a bad
+            ``limit``.
+    """
+    rule = match_rule(rules, channel)
+    if rule is None:
+        raise ApiError("No history is kept for this channel (no [[apps.history]] rule)", 404)
+    raw = query.get("limit")
+    limit = rule.max_events
+    if raw is not None:
+        if not raw.isdigit() or int(raw) < 1:
+            raise ApiError("limit must be a positive integer", 400)
+        limit = min(int(raw), rule.max_events)
+    return rule, limit
 
 
 def channels_info(

@@ -29,6 +29,8 @@ from pusherd.console.runtime import ConsoleRuntime
 from pusherd.lifecycle import Lifecycle
 from pusherd.metrics import Metrics
 from pusherd.observer import Observer
+from pusherd.protocol.probes import probe_routes
+from pusherd.protocol.rest_request import request_starts, rest_paths
 from pusherd.protocol.session import distinct_users
 from pusherd.server.connection import ConnectionServices
 from pusherd.server.eager import Tasks
@@ -40,7 +42,7 @@ from pusherd.server.idempotency import Idempotency
 from pusherd.server.membership import Membership
 from pusherd.server.metrics_port import MetricsListener
 from pusherd.server.node import Node, Readiness
-from pusherd.server.probes import PATHS, Probes
+from pusherd.server.probes import Probes
 from pusherd.server.rest_protocol import RestServices
 from pusherd.server.sockets import Sockets
 from pusherd.webhooks import WebhookSender
@@ -128,15 +130,9 @@ def build(
     )
     if metrics_config.enabled and metrics_config.port:
         listener = MetricsListener(probes, metrics_config.host or server.host, metrics_config.port)
-    prefix = server.path_prefix.encode()
-    rest_starts = tuple(
-        method + b" " + prefix + path
-        for method in (b"POST", b"GET")
-        for path in (b"/apps/", b"/users/")
-    )
     upgrades = Upgrades(sockets, services)
     rest_services = RestServices(rest, probes, upgrades, server.path_prefix, broker.never_waits)
-    door = FrontDoor(upgrades, rest_services, rest_starts)
+    door = FrontDoor(upgrades, rest_services, request_starts(server.path_prefix))
     node = Node(
         broker, webhooks, sockets, hub, membership, tasks, readiness, clock, listener, console
     )
@@ -170,7 +166,7 @@ class PusherdApp:
         self.starlette = starlette
         self.state = starlette.state
         self._rest = rest
-        self._rest_prefixes = (prefix + "/apps/", prefix + "/users/")
+        self._rest_prefixes = rest_paths(prefix)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(self._rest_prefixes):
@@ -193,10 +189,10 @@ def create_app(config: Config, parts: Parts | None = None) -> PusherdApp:
         finally:
             await node.stop(config.server.shutdown_grace)
 
-    probe_paths = [p for p in PATHS if p != "/metrics" or config.metrics.enabled]
-    routes: list[BaseRoute] = [Route(prefix + path, probes.route(path)) for path in probe_paths]
-    if prefix:
-        routes += [Route(path, probes.route(path)) for path in probe_paths]
+    routes: list[BaseRoute] = [
+        Route(route, probes.route(path))
+        for route, path in probe_routes(prefix, config.metrics.enabled)
+    ]
     routes += [Mount(prefix + "/apps", app=rest), Mount(prefix + "/users", app=rest)]
     if parts.console is not None:
         routes += parts.console.routes()

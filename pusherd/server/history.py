@@ -24,7 +24,7 @@ from pusherd.apps.base import App
 from pusherd.brokers.base import Broker, Envelope
 from pusherd.errors import BrokerError
 from pusherd.protocol.catchup import Catchup, Step, fitting
-from pusherd.protocol.history import HistoryRule, match_rule
+from pusherd.protocol.history import HistoryRule, match_rule, retaining_rule
 from pusherd.server.ports import Socket
 
 if TYPE_CHECKING:
@@ -76,8 +76,8 @@ class ChannelHistory:
         coroutine less per publish).
         """
         if app.history:
-            rule = match_rule(app.history, envelope.channel)
-            if rule is not None and (rule.client_events or not client_event):
+            rule = retaining_rule(app.history, envelope.channel, client_event)
+            if rule is not None:
                 await self._broker.publish_history(
                     envelope, rule.max_events, rule.max_age, app.history_max_bytes
                 )

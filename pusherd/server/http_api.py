@@ -32,13 +32,19 @@ from pusherd.metrics import Metrics
 from pusherd.observer import Observer
 from pusherd.protocol import rest
 from pusherd.protocol.channels import CACHE_TTL, SERVER_TO_USER_PREFIX, channel_kind
-from pusherd.protocol.history import history_page, match_rule
-from pusherd.protocol.http import JSON, PLAIN, strip_prefix
+from pusherd.protocol.history import history_page
+from pusherd.protocol.http import JSON, PLAIN
 from pusherd.protocol.messages import encode_channel_event
-from pusherd.protocol.ratelimit import TokenBucket
+from pusherd.protocol.ratelimit import Buckets
+from pusherd.protocol.rest_request import (
+    IDEMPOTENCY_HEADER,
+    TIMED_OUT,
+    declares_too_large,
+    too_large_text,
+)
 from pusherd.protocol.signing import parse_query
 from pusherd.server.history import ChannelHistory
-from pusherd.server.idempotency import IDEMPOTENCY_HEADER, Idempotency, check_key
+from pusherd.server.idempotency import Idempotency
 
 __all__ = ["RestApi"]
 
@@ -46,7 +52,7 @@ logger = logging.getLogger("pusherd.http")
 _info = InfoLine("pusherd.http")
 
 Answer = tuple[int, bytes, bytes]
-_TIMED_OUT: Answer = (408, b"Request not received in time\n", PLAIN)
+_TIMED_OUT: Answer = (408, TIMED_OUT, PLAIN)
 
 
 class RestApi:
@@ -78,11 +84,11 @@ class RestApi:
         self.window = server.timestamp_window
         self.max_body = server.max_http_body_kb * 1024
         self.request_timeout = server.http_request_timeout
-        self._buckets: dict[str, TokenBucket] = {}
+        self._buckets = Buckets()
         self._count_connections = connections or self._local_connections
 
     def too_large(self) -> ApiError:
-        return ApiError(f"Request body larger than {self.max_body // 1024} KB", 413)
+        return ApiError(too_large_text(self.max_body), 413)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request as an ASGI app (behind uvicorn's HTTP protocol)."""
@@ -106,7 +112,7 @@ class RestApi:
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
         """The whole body, or None as soon as it is known to pass ``max_http_body_kb``."""
         for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
+            if name == b"content-length" and declares_too_large(value, self.max_body):
                 return None
         chunks: list[bytes] = []
         size = 0
@@ -142,11 +148,7 @@ class RestApi:
         endpoint = "unknown"
         received = len(body) if body is not None else 0
         try:
-            local = strip_prefix(path, self.prefix)
-            if local is None:
-                raise ApiError("Not found", 404)
-            path = local
-            endpoint, groups = rest.match_route(method, path)
+            path, endpoint, groups = rest.route(method, path, self.prefix)
             if body is None:
                 raise self.too_large()
             params = parse_query(query_string.decode("latin-1"))
@@ -184,10 +186,8 @@ class RestApi:
 
     # endpoints ---------------------------------------------------------------------
     async def _events(self, app: App, body: bytes, header_key: bytes | None) -> Any:
-        event = rest.check_events(body, app.max_event_payload_bytes)
+        event = rest.check_events(body, app.max_event_payload_bytes, header_key)
         key = event.idempotency_key
-        if key is None and header_key is not None:
-            key = check_key(header_key.decode("latin-1"))
         if key is not None:
             return await self.idempotency.once(app, key, lambda: self._event_answer(app, event))
         self._rate_limit(app, len(event.channels))
@@ -250,9 +250,7 @@ class RestApi:
         return await self._info(app, channel, info, with_occupied=True)
 
     async def _users(self, app: App, groups: tuple[str, ...], params: Any, body: bytes) -> Any:
-        channel = rest.channel_param(groups[1])
-        if not channel_kind(channel).is_presence:
-            raise ApiError("Users are only available for presence channels", 400)
+        channel = rest.presence_channel_param(groups[1])
         members = await self.broker.members(app.id, channel)
         return {"users": [{"id": user_id} for user_id in members]}
 
@@ -269,15 +267,7 @@ class RestApi:
         self, app: App, groups: tuple[str, ...], params: list[tuple[str, str]], body: bytes
     ) -> Any:
         channel = rest.channel_param(groups[1])
-        rule = match_rule(app.history, channel)
-        if rule is None:
-            raise ApiError("No history is kept for this channel (no [[apps.history]] rule)", 404)
-        raw = dict(params).get("limit")
-        limit = rule.max_events
-        if raw is not None:
-            if not raw.isdigit() or int(raw) < 1:
-                raise ApiError("limit must be a positive integer", 400)
-            limit = min(int(raw), rule.max_events)
+        rule, limit = rest.history_query(app.history, channel, dict(params))
         events = await self.broker.history(app.id, channel, limit, rule.max_age)
         return history_page(events)
 
@@ -313,10 +303,6 @@ class RestApi:
         rate = app.max_backend_events_per_second
         if rate <= 0:
             return
-        now = self.clock()
-        bucket = self._buckets.get(app.id)
-        if bucket is None or bucket.rate != rate:
-            bucket = self._buckets[app.id] = TokenBucket(rate, now)
-        if not bucket.take(events, now):
+        if not self._buckets.take(app.id, rate, events, self.clock()):
             self.metrics.rate_limited(app.id, "backend_events")
             raise ApiError(f"Rate limit exceeded: at most {rate} events per second", 429)

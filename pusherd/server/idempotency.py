@@ -16,28 +16,15 @@ from typing import TYPE_CHECKING
 from pusherd.apps.base import App
 from pusherd.brokers.base import Broker
 from pusherd.errors import ApiError, BrokerError
-from pusherd.protocol.history import idempotency_key_error
+from pusherd.protocol.history import claim_ttl
 
 if TYPE_CHECKING:
     from pusherd.metrics import Metrics
 
-__all__ = ["IDEMPOTENCY_HEADER", "Idempotency", "check_key"]
+__all__ = ["Idempotency"]
 
-IDEMPOTENCY_HEADER = b"idempotency-key"
-# A claim whose owner never stores an answer (it crashed mid-publish) lapses after this
-# many seconds, so the key does not stay blocked for the whole ttl.
-CLAIM_TTL = 30.0
 IN_FLIGHT_WAIT = 5.0
 _POLL = 0.02
-
-
-def check_key(value: object) -> str:
-    """Return ``value`` as an idempotency key, or raise ``ApiError`` (400)."""
-    error = idempotency_key_error(value)
-    if error is not None:
-        raise ApiError(error, 400)
-    assert isinstance(value, str)
-    return value
 
 
 class Idempotency:
@@ -54,11 +41,11 @@ class Idempotency:
             ApiError: 409 when the first request with ``key`` is still in flight.
         """
         ttl = float(app.idempotency_ttl)
-        claim_ttl = min(ttl, CLAIM_TTL)
+        claim = claim_ttl(ttl)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + IN_FLIGHT_WAIT
         while True:
-            found = await self._broker.idempotency_claim(app.id, key, claim_ttl)
+            found = await self._broker.idempotency_claim(app.id, key, claim)
             if found is None:
                 break
             if found:

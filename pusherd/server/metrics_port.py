@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from pusherd.protocol.http import response
+from pusherd.protocol.probes import metrics_port_mount, scrapes
 from pusherd.server.probes import Probes
 
 __all__ = ["Handler", "MetricsListener"]
@@ -49,12 +50,10 @@ class MetricsListener:
         try:
             async with asyncio.timeout(10):
                 head = await reader.readuntil(b"\r\n\r\n")
-            target = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
-            for prefix, handler in self._mounts:
-                if target == prefix or target.startswith((prefix + b"/", prefix + b"?")):
-                    return await handler(reader, writer, head)
-            path = "/metrics" if target.split(b"?")[0] == b"/metrics" else "/"
-            answer = self.probes.answer(path) if head.startswith(b"GET ") else None
+            mount = metrics_port_mount(head, [prefix for prefix, _ in self._mounts])
+            if mount is not None:
+                return await self._mounts[mount][1](reader, writer, head)
+            answer = self.probes.answer("/metrics") if scrapes(head) else None
             status, body, kind = answer or (404, b"Not found\n", b"text/plain")
             writer.write(response(status, body, kind, close=True))
             await writer.drain()

@@ -16,6 +16,7 @@ from pusherd.brokers.base import Broker
 from pusherd.console.runtime import ConsoleRuntime
 from pusherd.errors import BrokerError
 from pusherd.logs import flush_logs
+from pusherd.protocol.probes import accepting, readiness
 from pusherd.server.eager import Tasks
 from pusherd.server.hub import Hub
 from pusherd.server.membership import Membership
@@ -38,17 +39,11 @@ class Readiness:
 
     @property
     def ready(self) -> bool:
-        return self.started and not self._sockets.draining and self._broker.ready
+        return accepting(self.started, self._sockets.draining, self._broker.ready)
 
     def answer(self) -> tuple[int, dict[str, object]]:
         """200 when the node accepts sockets; 503 while starting, draining or cut off."""
-        if self.ready:
-            return 200, {"ready": True}
-        if self._sockets.draining:
-            reason = "draining"
-        else:
-            reason = "starting" if not self.started else "broker"
-        return 503, {"ready": False, "reason": reason}
+        return readiness(self.started, self._sockets.draining, self._broker.ready)
 
 
 class Node:

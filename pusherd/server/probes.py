@@ -17,11 +17,12 @@ from starlette.responses import Response
 
 from pusherd import __version__
 from pusherd.metrics import CONTENT_TYPE, Metrics
+from pusherd.protocol import probes
 from pusherd.protocol.http import JSON, PLAIN
+from pusherd.protocol.probes import PATHS
 
 __all__ = ["PATHS", "Answer", "Probes"]
 
-PATHS = ("/up", "/ready", "/health", "/metrics")
 Answer = tuple[int, bytes, bytes]
 _UP: Answer = (200, b'{"health":"OK"}', JSON)
 _NOT_FOUND: Answer = (404, b"Not found\n", PLAIN)
@@ -56,17 +57,14 @@ class Probes:
 
     def health(self) -> tuple[int, dict[str, object]]:
         """``{status, timestamp, uptime, version, node_id, connections}``; 503 unless ready."""
-        status, body = self._readiness()
-        return status, {
-            "status": "ok" if status == 200 else body.get("reason", "unavailable"),
-            "timestamp": datetime.now(UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
-            "uptime": round(self._clock() - self._started_at, 3),
-            "version": __version__,
-            "node_id": self._node_id,
-            "connections": self._connections(),
-        }
+        return probes.health(
+            self._readiness(),
+            datetime.now(UTC),
+            self._clock() - self._started_at,
+            __version__,
+            self._node_id,
+            self._connections(),
+        )
 
     def answer(self, path: str) -> Answer:
         """The answer for one of ``PATHS`` (404 for ``/metrics`` when it is disabled)."""

@@ -12,6 +12,10 @@ streamed) past ``max_http_body_kb`` is answered 413 at once, without reading it;
 that has not fully arrived ``http_request_timeout`` seconds after its first byte gets
 408. Both close the connection after a lingering read (``server.linger``), so the
 answer is not lost to a reset while the client is still sending.
+
+What each request's pieces mean (the limits, ``Expect``, ``Idempotency-Key``, which
+requests are ours and where each goes) is decided in ``protocol.rest_request``; this
+module keeps the timers, the writes, pausing, and handing the socket over.
 """
 
 from __future__ import annotations
@@ -21,15 +25,24 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote
 
 import httptools
 
-from pusherd.protocol.http import PLAIN, response, strip_prefix
+from pusherd.protocol.http import PLAIN, response
+from pusherd.protocol.rest_request import (
+    CONTINUE,
+    NOT_FOUND,
+    REST,
+    TIMED_OUT,
+    Incoming,
+    destination,
+    fast_path_urls,
+    too_large_text,
+)
 from pusherd.server.eager import start_eagerly
 from pusherd.server.http_api import RestApi
 from pusherd.server.linger import Lingering
-from pusherd.server.probes import PATHS, Probes
+from pusherd.server.probes import Probes
 
 __all__ = ["RestProtocol", "RestServices"]
 
@@ -62,37 +75,11 @@ class RestServices:
         self.websocket = websocket
         self.prefix = prefix
         self.eager = eager
-        mine = prefix.encode()
-        probe_paths = [start + path.encode() for start in {mine, b""} for path in PATHS]
-        self._ours = (mine + b"/apps/", mine + b"/users/", *probe_paths)
+        self._ours = fast_path_urls(prefix)
 
     def ours(self, url: bytes) -> bool:
         """Whether this protocol answers ``url`` (the REST API and the probes)."""
         return url.startswith(self._ours)
-
-
-class _Request:
-    __slots__ = (
-        "body",
-        "headers",
-        "idempotency_key",
-        "keep_alive",
-        "method",
-        "refusal",
-        "too_large",
-        "url",
-    )
-
-    def __init__(self) -> None:
-        self.method = ""
-        self.url = b""
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.body: list[bytes] = []
-        self.too_large = False
-        self.keep_alive = True
-        # Set when the request is answered before it has fully arrived (413, 408).
-        self.refusal: tuple[int, bytes] | None = None
-        self.idempotency_key: bytes | None = None
 
 
 class RestProtocol(asyncio.Protocol):
@@ -107,20 +94,19 @@ class RestProtocol(asyncio.Protocol):
         """``http`` builds uvicorn's HTTP protocol, for a request that is not for us."""
         self.services = services
         self.http = http
-        self.foreign: _Request | None = None
+        self.foreign: Incoming | None = None
         self.rest = services.rest
         self.server_state = server_state
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
-        self.current = _Request()
-        self.size = 0
-        self.pending: deque[_Request] = deque()
+        self.max_body = self.rest.max_body
+        self.current = Incoming(self.max_body)
+        self.pending: deque[Incoming] = deque()
         self.busy = False
         self.closing = False
         self.paused = False
         self.idle: asyncio.TimerHandle | None = None
-        self.upgrade: _Request | None = None
-        self.max_body = self.rest.max_body
+        self.upgrade: Incoming | None = None
         self.request_timeout = self.rest.request_timeout
         self.deadline: asyncio.TimerHandle | None = None
         # Between a request's first and last byte (its 408 clock runs only across reads).
@@ -177,24 +163,16 @@ class RestProtocol(asyncio.Protocol):
     def on_message_begin(self) -> None:
         if self.discarding:
             return
-        self.current = _Request()
-        self.size = 0
+        self.current = Incoming(self.max_body)
         self.receiving = True
 
     def on_url(self, url: bytes) -> None:
         self.current.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.current.headers.append((name, value))
-        lowered = name.lower()
-        if lowered == b"content-length" and value.isdigit() and int(value) > self.max_body:
-            self.current.too_large = True
-        elif lowered == b"idempotency-key":
-            self.current.idempotency_key = value
-        elif lowered == b"expect" and value.lower() == b"100-continue":
+        if self.current.header(name, value) and not self.discarding:
             assert self.transport is not None
-            if not self.current.too_large and not self.discarding:
-                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.transport.write(CONTINUE)
 
     def on_headers_complete(self) -> None:
         if self.current.too_large:  # declared too large: answer now, never read the body
@@ -203,26 +181,21 @@ class RestProtocol(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         if self.discarding:
             return
-        self.size += len(body)
-        if self.size > self.max_body:  # a chunked body that grew too large
-            self.current.body.clear()
+        if not self.current.body_part(body):  # a chunked body that grew too large
             self._refuse(413, self._too_large_message())
-        else:
-            self.current.body.append(body)
 
     def _too_large_message(self) -> bytes:
-        return b"Request body larger than %d KB\n" % (self.max_body // 1024)
+        return too_large_text(self.max_body).encode() + b"\n"
 
-    def _timed_out(self, request: _Request) -> None:
+    def _timed_out(self, request: Incoming) -> None:
         self.deadline = None
         if request is self.current and not self.discarding and not self.closing:
-            self._refuse(408, b"Request not received in time\n")
+            self._refuse(408, TIMED_OUT)
 
     def _refuse(self, status: int, message: bytes) -> None:
         """Answer the request still arriving with ``status``, in turn, then stop reading it."""
         request = self.current
-        request.refusal = (status, message)
-        request.keep_alive = False
+        request.refuse(status, message)
         self.discarding = True
         self.receiving = False
         if self.deadline is not None:
@@ -286,7 +259,7 @@ class RestProtocol(asyncio.Protocol):
             return
         self._hand_over(self.http(), request, b"".join(request.body))
 
-    def _hand_over(self, protocol: asyncio.Protocol, request: _Request, body: bytes = b"") -> None:
+    def _hand_over(self, protocol: asyncio.Protocol, request: Incoming, body: bytes = b"") -> None:
         transport = self.transport
         assert transport is not None
         if self.idle is not None:
@@ -295,13 +268,9 @@ class RestProtocol(asyncio.Protocol):
         self.closing = True
         if self.server_state is not None:
             self.server_state.connections.discard(self)
-        head = [request.method.encode() or b"GET", b" ", request.url, b" HTTP/1.1\r\n"]
-        for name, value in request.headers:
-            head += [name, b": ", value, b"\r\n"]
-        head.append(b"\r\n")
         protocol.connection_made(transport)
         transport.set_protocol(protocol)
-        protocol.data_received(b"".join(head) + body)
+        protocol.data_received(request.head() + body)
 
     # serving -----------------------------------------------------------------------
     def _next(self) -> None:
@@ -335,29 +304,24 @@ class RestProtocol(asyncio.Protocol):
         if self.transport is not None and not self.busy:
             self.transport.close()
 
-    async def _serve(self, request: _Request) -> None:
+    async def _serve(self, request: Incoming) -> None:
         if request.refusal is not None:
             status, message = request.refusal
             self._respond(status, message, b"text/plain", keep_alive=False)
             return
-        path_bytes, _, query = request.url.partition(b"?")
-        path = unquote(path_bytes.decode("latin-1"))
-        body = None if request.too_large else b"".join(request.body)
-        status, payload, content_type = await self._answer(
-            request.method, path, query, body, request.idempotency_key
-        )
+        method = request.method
+        path, query = request.target()
+        where = destination(method, path, self.services.prefix)
+        if where == REST:
+            body = None if request.too_large else b"".join(request.body)
+            status, payload, content_type = await self.rest.handle(
+                method, path, query, body, request.idempotency_key
+            )
+        elif where == NOT_FOUND:
+            status, payload, content_type = 404, b"Not found\n", PLAIN
+        else:
+            status, payload, content_type = self.services.probes.answer(where)
         self._respond(status, payload, content_type, request.keep_alive)
-
-    async def _answer(
-        self, method: str, path: str, query: bytes, body: bytes | None, key: bytes | None = None
-    ) -> tuple[int, bytes, bytes]:
-        local = strip_prefix(path, self.services.prefix)
-        probe = path if local is None else local  # probes answer at the root too
-        if method == "GET" and probe in PATHS:
-            return self.services.probes.answer(probe)
-        if local is None:
-            return 404, b"Not found\n", PLAIN
-        return await self.rest.handle(method, path, query, body, key)
 
     def _respond(self, status: int, payload: bytes, content_type: bytes, keep_alive: bool) -> None:
         transport = self.transport
@@ -380,5 +344,5 @@ class RestProtocol(asyncio.Protocol):
 
     def _fail(self, message: bytes) -> None:
         """Answer 400 after the requests before it (the parser cannot go on), then close."""
-        self.current = _Request()
+        self.current = Incoming(self.max_body)
         self._refuse(400, message + b"\n")

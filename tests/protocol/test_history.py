@@ -5,15 +5,18 @@ from __future__ import annotations
 import orjson
 
 from pusherd.protocol.history import (
+    CLAIM_TTL,
     ENTRY_OVERHEAD,
     RING_OVERHEAD,
     HistoryRule,
     HistoryStore,
     IdempotencyCache,
     Retained,
+    claim_ttl,
     history_page,
     idempotency_key_error,
     match_rule,
+    retaining_rule,
 )
 
 __all__: list[str] = []
@@ -30,6 +33,19 @@ def test_match_rule_picks_the_first_rule_matching_prefix_and_suffix() -> None:
     assert match_rule(rules, "private-alerts-1-us") is anything
     assert match_rule((alerts,), "news") is None
     assert match_rule((), "news") is None
+
+
+def test_retaining_rule_keeps_client_events_only_where_the_rule_says_so() -> None:
+    server_only = HistoryRule(channel_prefix="private-chat-")
+    with_clients = HistoryRule(channel_prefix="private-room-", client_events=True)
+    rules = (server_only, with_clients)
+
+    assert retaining_rule(rules, "private-chat-1") is server_only
+    assert retaining_rule(rules, "private-chat-1", client_event=True) is None
+    assert retaining_rule(rules, "private-room-1", client_event=True) is with_clients
+    assert retaining_rule(rules, "private-room-1") is with_clients
+    assert retaining_rule(rules, "news") is None
+    assert retaining_rule((), "news", client_event=True) is None
 
 
 def test_history_store_numbers_events_per_channel_from_one() -> None:
@@ -129,6 +145,12 @@ def test_idempotency_key_error_accepts_1_to_200_characters() -> None:
     assert idempotency_key_error("k" * 201) is not None
     assert idempotency_key_error("") is not None
     assert idempotency_key_error(5) is not None
+
+
+def test_claim_ttl_is_the_keys_ttl_capped_at_claim_ttl() -> None:
+    assert claim_ttl(5.0) == 5.0
+    assert claim_ttl(CLAIM_TTL) == CLAIM_TTL
+    assert claim_ttl(86400.0) == CLAIM_TTL == 30.0
 
 
 def test_idempotency_cache_claim_store_and_expiry() -> None:

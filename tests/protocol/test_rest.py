@@ -7,6 +7,7 @@ import pytest
 from pusherd.brokers.base import ChannelStats
 from pusherd.errors import ApiError
 from pusherd.protocol import rest
+from pusherd.protocol.history import HistoryRule
 
 LIMIT = 10 * 1024
 
@@ -148,3 +149,74 @@ def test_authenticate_finds_the_app_by_path_or_auth_key_and_checks_the_signature
         )
         == 401
     )
+
+
+def test_idempotency_key_refuses_empty_long_and_non_string_keys() -> None:
+    assert rest.idempotency_key("a" * 200) == "a" * 200
+    for bad in ("", "a" * 201, 7, None):
+        with pytest.raises(ApiError):
+            rest.idempotency_key(bad)
+
+
+def test_check_events_refuses_a_bad_idempotency_key_with_400() -> None:
+    body = json.dumps({"name": "e", "channel": "c", "data": "", "idempotency_key": ""})
+    assert _status(rest.check_events, body.encode(), LIMIT) == 400
+    body = json.dumps({"name": "e", "channel": "c", "data": "", "idempotency_key": "k"})
+    assert rest.check_events(body.encode(), LIMIT).idempotency_key == "k"
+
+
+def test_route_takes_the_prefix_off_then_names_the_endpoint() -> None:
+    assert rest.route("POST", "/apps/1/events", "") == ("/apps/1/events", "events", ("1",))
+    assert rest.route("GET", "/p/apps/1/channels/c", "/p") == (
+        "/apps/1/channels/c",
+        "channel",
+        ("1", "c"),
+    )
+
+
+def test_route_is_404_outside_the_prefix_and_405_for_a_wrong_method() -> None:
+    assert _status(rest.route, "POST", "/apps/1/events", "/p") == 404
+    assert _status(rest.route, "POST", "/px/apps/1/events", "/p") == 404
+    assert _status(rest.route, "GET", "/p/apps/1/nothing", "/p") == 404
+    assert _status(rest.route, "GET", "/p/apps/1/events", "/p") == 405
+
+
+def test_presence_channel_param_accepts_presence_channels_only() -> None:
+    assert rest.presence_channel_param("presence-room") == "presence-room"
+    assert _status(rest.presence_channel_param, "private-room") == 400
+    assert _status(rest.presence_channel_param, "room") == 400
+    assert _status(rest.presence_channel_param, "presence-" + "x" * 200) == 400
+
+
+def test_history_query_reads_the_rules_max_events_unless_limit_asks_fewer() -> None:
+    rules = (HistoryRule(channel_prefix="chat-", max_events=20, max_age=60.0),)
+    assert rest.history_query(rules, "chat-1", {}) == (rules[0], 20)
+    assert rest.history_query(rules, "chat-1", {"limit": "5"}) == (rules[0], 5)
+    assert rest.history_query(rules, "chat-1", {"limit": "500"}) == (rules[0], 20)
+
+
+def test_history_query_is_404_without_a_rule_and_400_for_a_bad_limit() -> None:
+    rules = (HistoryRule(channel_prefix="chat-"),)
+    assert _status(rest.history_query, rules, "news", {}) == 404
+    assert _status(rest.history_query, (), "chat-1", {}) == 404
+    for bad in ("0", "-1", "x", "", "1.5"):
+        assert _status(rest.history_query, rules, "chat-1", {"limit": bad}) == 400
+
+
+def test_check_events_takes_the_idempotency_key_header_when_the_body_has_none() -> None:
+    plain = json.dumps({"name": "e", "channel": "c", "data": ""}).encode()
+    keyed = json.dumps({"name": "e", "channel": "c", "data": "", "idempotency_key": "body"})
+    assert rest.check_events(plain, LIMIT).idempotency_key is None
+    assert rest.check_events(plain, LIMIT, b"header").idempotency_key == "header"
+    assert rest.check_events(keyed.encode(), LIMIT, b"header").idempotency_key == "body"
+
+
+def test_check_events_checks_the_idempotency_key_header_after_the_body() -> None:
+    plain = json.dumps({"name": "e", "channel": "c", "data": ""}).encode()
+    keyed = json.dumps({"name": "e", "channel": "c", "data": "", "idempotency_key": "k"})
+    assert _status(rest.check_events, plain, LIMIT, b"") == 400
+    assert _status(rest.check_events, plain, LIMIT, b"x" * 201) == 400
+    assert rest.check_events(keyed.encode(), LIMIT, b"").idempotency_key == "k"  # not used
+    no_name = json.dumps({"channel": "c", "data": ""}).encode()
+    with pytest.raises(ApiError, match="name"):
+        rest.check_events(no_name, LIMIT, b"")
