@@ -230,7 +230,10 @@ def read_server_frames(buffer: bytearray) -> list[tuple[int, bytes]]:
     return frames
 
 
-async def drain(reader: asyncio.StreamReader, tally: Tally, seed: int) -> None:
+async def drain(
+    reader: asyncio.StreamReader, tally: Tally, seed: int, closed: asyncio.Event
+) -> None:
+    """Read the server's frames until EOF; ``closed`` is set at its close frame."""
     buffer = bytearray()
     with contextlib.suppress(ConnectionError):
         while chunk := await reader.read(65536):
@@ -243,6 +246,7 @@ async def drain(reader: asyncio.StreamReader, tally: Tally, seed: int) -> None:
                 elif opcode == 0x8:
                     code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
                     tally.closes[code] = tally.closes.get(code, 0) + 1
+                    closed.set()
 
 
 async def open_raw(running: Running) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
@@ -271,9 +275,17 @@ async def attacker(
     while budget[0] > 0:
         reader, writer, _ = await open_raw(running)
         tally.connections += 1
-        reading = asyncio.create_task(drain(reader, tally, seed))
+        closed = asyncio.Event()
+        reading = asyncio.create_task(drain(reader, tally, seed, closed))
+        # After the server's close frame a careless client sends a few more batches (the
+        # server reads and drops them, see server.linger), then goes and comes back.
+        after_close = rng.randrange(4)
         try:
             while budget[0] > 0 and not reading.done():
+                if closed.is_set():
+                    if not after_close:
+                        break
+                    after_close -= 1
                 batch = [attack_frame(rng) for _ in range(rng.randrange(1, 6))]
                 budget[0] -= len(batch)
                 tally.frames += len(batch)
