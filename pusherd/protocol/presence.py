@@ -15,9 +15,18 @@ import orjson
 from pusherd.protocol.messages import load_json
 from pusherd.types import JSON
 
-__all__ = ["MAX_USER_ID_LENGTH", "Member", "parse_member", "presence_payload"]
+__all__ = [
+    "MAX_USER_ID_LENGTH",
+    "MEMBER_EVENT_PREFIX",
+    "Member",
+    "member_news",
+    "parse_member",
+    "presence_payload",
+]
 
 MAX_USER_ID_LENGTH = 128
+# How every member_added / member_removed this server encodes begins.
+MEMBER_EVENT_PREFIX = b'{"event":"pusher_internal:member_'
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +78,19 @@ def presence_payload(members: Mapping[str, JSON]) -> dict[str, JSON]:
     """Build the ``presence`` object of ``subscription_succeeded`` (ids, hash, count)."""
     ids = list(members)
     return {"presence": {"ids": ids, "hash": dict(members), "count": len(ids)}}
+
+
+def member_news(held: list[bytes], members: Mapping[str, JSON]) -> list[bytes]:
+    """The member events held back during a presence subscribe that its members miss.
+
+    ``held`` arrived while the socket waited for its ``subscription_succeeded``, which
+    lists ``members``: the events from before that list was read say nothing new (pusher-js
+    would report such a member as joining right before listing them), the ones after it
+    do. Per user, only the last event counts, and only if it changes the list.
+    """
+    last: dict[str, tuple[bool, bytes]] = {}
+    for payload in held:
+        message = orjson.loads(payload)
+        user_id = str(orjson.loads(message["data"])["user_id"])
+        last[user_id] = (message["event"] == "pusher_internal:member_added", payload)
+    return [payload for user_id, (added, payload) in last.items() if added != (user_id in members)]

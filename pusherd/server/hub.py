@@ -24,6 +24,7 @@ from pusherd.brokers.base import Broker
 from pusherd.errors import BrokerError
 from pusherd.metrics import Metrics
 from pusherd.protocol.frames import text_frame
+from pusherd.protocol.presence import MEMBER_EVENT_PREFIX
 from pusherd.server.ports import Output, Socket, Spawn
 from pusherd.server.writer import broadcast, flush_all
 
@@ -54,6 +55,9 @@ class Hub:
         self._broker = broker
         self._spawn = spawn
         self._node_subscriptions = broker.node_subscriptions
+        # Presence sockets waiting for their subscription_succeeded, with the member
+        # events that came for them meanwhile (see ``hold_members``).
+        self._holding: dict[ChannelKey, dict[Socket, list[bytes]]] = {}
         # Channels the broker confirmed this node subscribed to.
         self._subscribed: set[ChannelKey] = set()
         self._unsubscribe_due: dict[ChannelKey, asyncio.TimerHandle] = {}
@@ -163,6 +167,8 @@ class Hub:
         conns = self._channels.get((app_id, channel))
         if not conns:
             return 0
+        if self._holding and payload.startswith(MEMBER_EVENT_PREFIX):
+            conns = self._hold((app_id, channel), conns, payload, except_socket_id)
         frame = text_frame(payload)
         sent = broadcast(conns, frame, except_socket_id, self._dirty)
         if sent:
@@ -176,6 +182,29 @@ class Hub:
                 self._flush_scheduled = True
                 loop.call_soon(self.flush)
         return sent
+
+    def hold_members(self, app_id: str, channel: str, conn: Socket) -> None:
+        """Keep member events from ``conn`` (indexed, still waiting for its
+        ``subscription_succeeded``) until ``release_members`` returns them."""
+        self._holding.setdefault((app_id, channel), {})[conn] = []
+
+    def release_members(self, app_id: str, channel: str, conn: Socket) -> list[bytes]:
+        held = self._holding.get((app_id, channel), {})
+        payloads = held.pop(conn, [])
+        if not held:
+            self._holding.pop((app_id, channel), None)
+        return payloads
+
+    def _hold(
+        self, key: ChannelKey, conns: set[Socket], payload: bytes, except_id: str | None
+    ) -> set[Socket]:
+        held = self._holding.get(key)
+        if not held:
+            return conns
+        for conn, payloads in held.items():
+            if conn.socket_id != except_id:
+                payloads.append(payload)
+        return {conn for conn in conns if conn not in held}
 
     def flush(self) -> None:
         """Write every dirty socket's pending frames in one ``write`` each."""

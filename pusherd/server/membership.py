@@ -21,6 +21,7 @@ from pusherd.observer import Observer
 from pusherd.protocol import transitions
 from pusherd.protocol.actions import Action, ClientEvent, SignIn, Subscribe, Unsubscribe
 from pusherd.protocol.channels import SERVER_TO_USER_PREFIX, ChannelKind
+from pusherd.protocol.presence import member_news
 from pusherd.server.history import ChannelHistory
 from pusherd.server.hub import Hub
 from pusherd.server.ports import Socket, Spawn
@@ -90,52 +91,64 @@ class Membership:
         # Listen first: once the client hears subscription_succeeded, anything the app
         # publishes must reach it, so the node's broker subscription comes before that.
         # History channels: hold live events for this socket from the moment it is
-        # indexed, until the replay (after subscription_succeeded) has gone out.
-        catchup = self.history.begin(conn, app, channel) if app.history else None
-        try:
-            subscribing = self.hub.join(app_id, channel, conn)
-            if subscribing is not None:
-                await subscribing
-        except BrokerError:
-            if catchup is not None:
-                self.history.cancel(conn, app_id, channel)
-            raise
+        # indexed, until the replay (after subscription_succeeded) has gone out. Presence:
+        # member events meanwhile wait too, and only the news among them follows it.
+        holding = member is not None
+        if holding:
+            self.hub.hold_members(app_id, channel, conn)
         joined = None
         try:
-            if member is not None:
-                joined = await self.broker.join_presence(
-                    app_id, channel, socket_id, member, app.max_presence_members
-                )
-                if joined.refused:
-                    raise SubscriptionError(
-                        "Over capacity: presence channel is full "
-                        f"({app.max_presence_members} members)",
-                        channel,
-                        403,
-                        CloseCode.OVER_CAPACITY,
+            catchup = self.history.begin(conn, app, channel) if app.history else None
+            try:
+                subscribing = self.hub.join(app_id, channel, conn)
+                if subscribing is not None:
+                    await subscribing
+            except BrokerError:
+                if catchup is not None:
+                    self.history.cancel(conn, app_id, channel)
+                raise
+            try:
+                if member is not None:
+                    joined = await self.broker.join_presence(
+                        app_id, channel, socket_id, member, app.max_presence_members
                     )
-            count = await self.broker.add_subscriber(app_id, channel, socket_id)
-        except (BrokerError, SubscriptionError):
-            if catchup is not None:
-                self.history.cancel(conn, app_id, channel)
-            self.drop_local(conn, channel)
-            conn.session.forget(channel)
-            if joined is not None and not joined.refused:
-                with contextlib.suppress(BrokerError):
+                    if joined.refused:
+                        raise SubscriptionError(
+                            "Over capacity: presence channel is full "
+                            f"({app.max_presence_members} members)",
+                            channel,
+                            403,
+                            CloseCode.OVER_CAPACITY,
+                        )
+                count = await self.broker.add_subscriber(app_id, channel, socket_id)
+            except (BrokerError, SubscriptionError):
+                if catchup is not None:
+                    self.history.cancel(conn, app_id, channel)
+                self.drop_local(conn, channel)
+                conn.session.forget(channel)
+                if joined is not None and not joined.refused:
+                    with contextlib.suppress(BrokerError):
+                        await self.broker.leave_presence(app_id, channel, socket_id)
+                raise
+            if conn.closing:
+                if catchup is not None:
+                    self.history.cancel(conn, app_id, channel)
+                self.drop_local(conn, channel)
+                await self.broker.remove_subscriber(app_id, channel, socket_id)
+                if member is not None:
                     await self.broker.leave_presence(app_id, channel, socket_id)
-            raise
-        if conn.closing:
-            if catchup is not None:
-                self.history.cancel(conn, app_id, channel)
-            self.drop_local(conn, channel)
-            await self.broker.remove_subscriber(app_id, channel, socket_id)
-            if member is not None:
-                await self.broker.leave_presence(app_id, channel, socket_id)
-            return
-        self.observer.subscribed(app_id, socket_id, channel)
-        conn.send(
-            transitions.subscription_succeeded(channel, None if joined is None else joined.members)
-        )
+                return
+            self.observer.subscribed(app_id, socket_id, channel)
+            conn.send(
+                transitions.subscription_succeeded(
+                    channel, None if joined is None else joined.members
+                )
+            )
+        finally:
+            held = self.hub.release_members(app_id, channel, conn) if holding else []
+        if held and joined is not None:
+            for payload in member_news(held, joined.members):
+                conn.send(payload)
         if catchup is not None:
             await self.history.replay(conn, app, channel, catchup)
         if joined is not None and joined.is_new_user:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from pusherd.protocol import transitions
 from pusherd.protocol.presence import (
     MAX_USER_ID_LENGTH,
+    MEMBER_EVENT_PREFIX,
     Member,
+    member_news,
     parse_member,
     presence_payload,
 )
@@ -94,3 +97,46 @@ def test_presence_payload_shape() -> None:
 
 def test_presence_payload_empty() -> None:
     assert presence_payload({}) == {"presence": {"ids": [], "hash": {}, "count": 0}}
+
+
+def _added(user_id: str) -> bytes:
+    return orjson.dumps(
+        {
+            "event": "pusher_internal:member_added",
+            "channel": "presence-r",
+            "data": orjson.dumps({"user_id": user_id}).decode(),
+        }
+    )
+
+
+def _removed(user_id: str) -> bytes:
+    return orjson.dumps(
+        {
+            "event": "pusher_internal:member_removed",
+            "channel": "presence-r",
+            "data": orjson.dumps({"user_id": user_id}).decode(),
+        }
+    )
+
+
+def test_member_news_drops_what_the_member_list_already_shows() -> None:
+    held = [_added("alice"), _removed("carol")]
+    assert member_news(held, {"alice": None, "bob": None}) == []
+
+
+def test_member_news_keeps_joins_and_leaves_after_the_list_was_read() -> None:
+    held = [_added("dave"), _removed("alice")]
+    assert member_news(held, {"alice": None, "bob": None}) == held
+
+
+def test_member_news_tells_only_the_last_event_of_each_user() -> None:
+    # alice left and came back before the list was read; erin came and went after
+    held = [_removed("alice"), _added("alice"), _added("erin"), _removed("erin")]
+    assert member_news(held, {"alice": None}) == []
+    assert member_news([_added("erin"), _removed("erin")], {"erin": None}) == [_removed("erin")]
+
+
+def test_member_events_begin_with_the_prefix_the_hub_looks_for() -> None:
+    assert transitions.member_added("presence-r", Member("7")).startswith(MEMBER_EVENT_PREFIX)
+    assert transitions.member_removed("presence-r", "7").startswith(MEMBER_EVENT_PREFIX)
+    assert not transitions.subscription_count("presence-r", 1).startswith(MEMBER_EVENT_PREFIX)

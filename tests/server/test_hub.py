@@ -201,6 +201,24 @@ async def test_fanout_frames_the_payload_once_for_every_subscriber(hub: Hub) -> 
     assert all(conn.writes[0] is first for conn in conns)  # one bytes object, shared
 
 
+async def test_held_sockets_get_member_events_later_and_others_at_once(hub: Hub) -> None:
+    waiting, member, other = fake_conn("1.1"), fake_conn("1.2"), fake_conn("1.3")
+    subscribe(hub, waiting, member, other)
+    hub.hold_members(APP_ID, CHANNEL, waiting)
+    added = b'{"event":"pusher_internal:member_added","channel":"news","data":"{}"}'
+    update = b'{"event":"update","channel":"news","data":"{}"}'
+
+    assert hub.fanout(APP_ID, CHANNEL, added, "1.2") == 1  # the joining member is excluded
+    assert hub.fanout(APP_ID, CHANNEL, update, None) == 3  # anything else is not held
+    await next_turn()
+
+    assert waiting.writes == [text_frame(update)]
+    assert other.writes == [text_frame(added) + text_frame(update)]
+    assert hub.release_members(APP_ID, CHANNEL, waiting) == [added]
+    assert hub.release_members(APP_ID, CHANNEL, waiting) == []
+    assert hub.fanout(APP_ID, CHANNEL, added, None) == 3  # released: delivered again
+
+
 async def test_fanout_writes_nothing_until_the_loop_turns(hub: Hub) -> None:
     conn = fake_conn("1.1")
     subscribe(hub, conn)

@@ -149,6 +149,28 @@ async def test_cache_channel_replays_last_event_or_sends_cache_miss(running: Run
         }
 
 
+async def test_a_joining_member_hears_nobody_join_before_its_own_member_list(
+    running: Running,
+) -> None:
+    # On Redis, alice's member_added is still in pub/sub when bob subscribes right after
+    # her: it used to reach bob first, and pusher-js (and Echo's joining) took alice for
+    # someone new before the list that already had her.
+    for round_ in range(20):
+        channel = f"presence-back-to-back-{round_}"
+        async with Client.open(running.url()) as a, Client.open(running.url()) as b:
+            await join(a, channel, "alice")
+            ok = await join(b, channel, "bob")
+            assert ok["event"] == "pusher_internal:subscription_succeeded"
+            assert json.loads(ok["data"])["presence"]["ids"] == ["alice", "bob"]
+            assert await a.recv() == {
+                "event": "pusher_internal:member_added",
+                "channel": channel,
+                "data": '{"user_id":"bob"}',
+            }
+            await a.send("client-ping", {}, channel=channel)  # bob's next message
+            assert (await b.recv())["event"] == "client-ping"
+
+
 async def test_client_events_reach_others_with_user_id_and_are_not_echoed(
     running: Running,
 ) -> None:
