@@ -81,12 +81,12 @@ def presence_payload(members: Mapping[str, JSON]) -> dict[str, JSON]:
 
 
 def member_news(held: list[bytes], members: Mapping[str, JSON]) -> list[bytes]:
-    """The member events held back during a presence subscribe that its members miss.
+    """Which member events held during a presence subscribe its member list misses.
 
     ``held`` arrived while the socket waited for its ``subscription_succeeded``, which
-    lists ``members``: the events from before that list was read say nothing new (pusher-js
-    would report such a member as joining right before listing them), the ones after it
-    do. Per user, only the last event counts, and only if it changes the list.
+    lists ``members``. Events from before that list was read tell nothing new (pusher-js
+    would report such a member as joining right before listing them); events from after
+    it do. Per user only the last event counts, and only if it changes the list.
     """
     last: dict[str, tuple[bool, bytes]] = {}
     for payload in held:
