@@ -27,6 +27,7 @@ __all__ = [
 MAX_USER_ID_LENGTH = 128
 # How every member_added / member_removed this server encodes begins.
 MEMBER_EVENT_PREFIX = b'{"event":"pusher_internal:member_'
+_MEMBER_EVENTS = ("pusher_internal:member_added", "pusher_internal:member_removed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +90,18 @@ def member_news(held: list[bytes], members: Mapping[str, JSON]) -> list[bytes]:
     it do. Per user only the last event counts, and only if it changes the list.
     """
     last: dict[str, tuple[bool, bytes]] = {}
+    other: list[bytes] = []  # an app's own event under a member event's name: kept as is
     for payload in held:
-        message = orjson.loads(payload)
-        user_id = str(orjson.loads(message["data"])["user_id"])
-        last[user_id] = (message["event"] == "pusher_internal:member_added", payload)
-    return [payload for user_id, (added, payload) in last.items() if added != (user_id in members)]
+        try:
+            message = orjson.loads(payload)
+            event = message["event"]
+            user_id = str(orjson.loads(message["data"])["user_id"])
+        except (ValueError, KeyError, TypeError):
+            other.append(payload)
+            continue
+        if event not in _MEMBER_EVENTS:
+            other.append(payload)
+            continue
+        last[user_id] = (event == "pusher_internal:member_added", payload)
+    news = [payload for user_id, (added, payload) in last.items() if added != (user_id in members)]
+    return other + news

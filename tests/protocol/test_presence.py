@@ -136,6 +136,18 @@ def test_member_news_tells_only_the_last_event_of_each_user() -> None:
     assert member_news([_added("erin"), _removed("erin")], {"erin": None}) == [_removed("erin")]
 
 
+def test_member_news_keeps_an_apps_own_event_under_a_member_events_name() -> None:
+    # the REST API takes any event name: such an event is not a member change
+    odd = [
+        b'{"event":"pusher_internal:member_added","channel":"presence-r","data":"not json"}',
+        b'{"event":"pusher_internal:member_added","channel":"presence-r","data":"[1]"}',
+        b'{"event":"pusher_internal:member_addedx","channel":"presence-r",'
+        b'"data":"{\\"user_id\\":\\"z\\"}"}',
+        b'{"event":"pusher_internal:member_removed","channel":"presence-r"}',
+    ]
+    assert member_news([*odd, _added("alice")], {"alice": None}) == odd
+
+
 def test_member_events_begin_with_the_prefix_the_hub_looks_for() -> None:
     assert transitions.member_added("presence-r", Member("7")).startswith(MEMBER_EVENT_PREFIX)
     assert transitions.member_removed("presence-r", "7").startswith(MEMBER_EVENT_PREFIX)
